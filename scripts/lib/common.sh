@@ -1,0 +1,108 @@
+#!/usr/bin/env bash
+# Shared by every entrypoint in scripts/: logging, errors, .env loading, paths.
+# Source it; it defines functions only (plus FTK_HOME), and changes no shell options of the caller
+# except those every entrypoint wants anyway (set -Eeuo pipefail).
+
+set -Eeuo pipefail
+
+FTK_HOME="${FTK_HOME:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}"
+export FTK_HOME
+
+_ftk_color() {
+	[[ -z "${NO_COLOR:-}" && -t 2 ]]
+}
+
+# log LEVEL MESSAGE...: one line on stderr, coloured unless NO_COLOR is set or stderr is not a terminal.
+log() {
+	local level="$1" color="" reset=""
+	shift
+	if _ftk_color; then
+		case "$level" in
+		info) color=$'\e[36m' ;;
+		ok) color=$'\e[32m' ;;
+		warn) color=$'\e[33m' ;;
+		error) color=$'\e[31m' ;;
+		step) color=$'\e[1m' ;;
+		esac
+		reset=$'\e[0m'
+	fi
+	printf '%s[%s]%s %s\n' "$color" "$level" "$reset" "$*" >&2
+}
+
+info() { log info "$@"; }
+ok() { log ok "$@"; }
+warn() { log warn "$@"; }
+step() { log step "$@"; }
+
+# die MESSAGE [CODE]: print one error line and exit (default code 1).
+die() {
+	log error "$1"
+	exit "${2:-1}"
+}
+
+# load_env [FILE]: export KEY=VALUE lines of an env file without overriding variables already set,
+# so the environment wins over .env. Values are taken literally (no command substitution is ever run).
+load_env() {
+	local file="${1:-${FTK_ENV_FILE:-$FTK_HOME/.env}}" line key value n=0
+	[[ -f "$file" ]] || return 0
+	while IFS= read -r line || [[ -n "$line" ]]; do
+		n=$((n + 1))
+		line="${line#"${line%%[![:space:]]*}"}"
+		[[ -z "$line" || "$line" == \#* ]] && continue
+		line="${line#export }"
+		if [[ "$line" != *=* ]]; then
+			die "$file:$n: '$line' is not KEY=VALUE; fix or remove that line"
+		fi
+		key="${line%%=*}"
+		value="${line#*=}"
+		key="${key%"${key##*[![:space:]]}"}"
+		if [[ ! "$key" =~ ^[A-Za-z_][A-Za-z0-9_]*$ ]]; then
+			die "$file:$n: '$key' is not a valid key name; use letters, digits and _"
+		fi
+		if [[ "$value" =~ ^\"(.*)\"[[:space:]]*(#.*)?$ || "$value" =~ ^\'(.*)\'[[:space:]]*(#.*)?$ ]]; then
+			value="${BASH_REMATCH[1]}"
+		else
+			value="${value%%[[:space:]]#*}"
+			value="${value%"${value##*[![:space:]]}"}"
+		fi
+		if [[ -z "${!key+x}" ]]; then
+			export "$key=$value"
+		fi
+	done <"$file"
+}
+
+# ftk_path PATH: absolute path, relative ones taken from FTK_HOME (as the Python settings do).
+ftk_path() {
+	case "$1" in
+	/*) printf '%s\n' "$1" ;;
+	*) printf '%s\n' "$FTK_HOME/${1#./}" ;;
+	esac
+}
+
+# venv_tool VENV TOOL: a tool of one of the project's virtual environments, or TOOL on PATH in containers.
+venv_tool() {
+	local path="${FTK_VENVS:-$FTK_HOME/.venvs}/$1/bin/$2"
+	if [[ -x "$path" ]]; then
+		printf '%s\n' "$path"
+	elif command -v "$2" >/dev/null 2>&1; then
+		command -v "$2"
+	else
+		die "$2 not found in ${FTK_VENVS:-$FTK_HOME/.venvs}/$1 nor on PATH; run: make setup"
+	fi
+}
+
+# show_help: print the leading comment block of the calling script (lines starting with '# ' after the shebang).
+show_help() {
+	local script="${1:-$0}"
+	sed -n '2,/^[^#]/{/^#/!d;s/^# \{0,1\}//;p;}' "$script"
+}
+
+# run_logged LOGFILE CMD...: run a command, streaming its output to the terminal and appending it to LOGFILE.
+run_logged() {
+	local logfile="$1"
+	shift
+	mkdir -p "$(dirname "$logfile")"
+	info "running: $*"
+	"$@" 2>&1 | tee -a "$logfile"
+	return "${PIPESTATUS[0]}"
+}

@@ -1,0 +1,3 @@
+from ftk.cli import main
+
+main()

@@ -1,0 +1,1 @@
+"""One module per `ftk` command; each exposes `register(app)`."""

