@@ -33,10 +33,9 @@ _register_commands()
 
 
 def main() -> None:
+    # typer runs in standalone mode (usage errors print and exit 2); our own user errors end here.
     try:
-        rc = app(standalone_mode=False)  # returns the code of typer.Exit instead of exiting
-        if isinstance(rc, int) and rc:
-            raise SystemExit(rc)
+        app()
     except UserError as err:
         print_error(str(err))
         raise SystemExit(err.code) from None
@@ -45,15 +44,3 @@ def main() -> None:
             print_error(line)
         print_error("fix the key(s) above in the .env file or the environment (`ftk env check` lists all problems)")
         raise SystemExit(1) from None
-    except typer.Exit as exc:
-        raise SystemExit(exc.exit_code) from None
-    except typer.Abort:
-        print_error("aborted")
-        raise SystemExit(130) from None
-    except Exception as exc:  # click usage errors arrive here with standalone_mode=False
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            raise SystemExit(exc.exit_code) from None
-        raise

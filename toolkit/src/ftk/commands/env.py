@@ -62,8 +62,8 @@ def check(file: Path = typer.Argument(None, help="env file to check (default: .e
         print_error(p)
     if problems:
         raise typer.Exit(EXIT_INVALID)
-    if target.stat().st_mode & 0o004:
-        warn(f"{target} is readable by every user; run: chmod 600 {target}")
+    if target.name != ".env.example" and target.stat().st_mode & 0o044:
+        warn(f"{target} is readable by other users and may hold secrets; run: chmod 600 {target}")
     console.print(f"[green]ok[/] {target}: {len(dotenv_values(target))} keys, all known and valid")
 
 
