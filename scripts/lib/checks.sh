@@ -81,10 +81,10 @@ check_gpus() {
 # check_port_free PORT [HOST]: nothing listens on HOST:PORT yet.
 check_port_free() {
 	local port="$1" host="${2:-127.0.0.1}"
-	[[ "$port" =~ ^[0-9]+$ ]] && ((port >= 1 && port <= 65535)) || {
+	if [[ ! "$port" =~ ^[0-9]+$ ]] || ((port < 1 || port > 65535)); then
 		_fail "port '$port' is not a number from 1 to 65535; fix it in .env"
 		return
-	}
+	fi
 	if (exec 3<>"/dev/tcp/$host/$port") 2>/dev/null; then
 		_fail "port $port on $host is already in use; stop what listens there (ss -ltnp 'sport = :$port') or choose another port in .env"
 		return

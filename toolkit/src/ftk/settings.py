@@ -21,6 +21,12 @@ NonNegInt = Annotated[int, Field(ge=0)]
 Port = Annotated[int, Field(ge=1, le=65535)]
 
 
+# Train keys whose empty value means "the recipe's value" (see configs/train/*.yaml).
+RECIPE_DEFAULTED = ("lora_rank", "lora_alpha", "num_train_epochs", "learning_rate", "cutoff_len",
+                    "per_device_train_batch_size", "gradient_accumulation_steps", "image_max_pixels",
+                    "video_max_pixels", "quantization_bit")
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_file=None,  # set per instance in load_settings so FTK_ENV_FILE is honoured at call time
@@ -53,19 +59,21 @@ class Settings(BaseSettings):
     train_recipe: Path = Path("configs/train/text_lora_sft_cpu.yaml")
     run_id: str = "default"  # runs/<run-id>/ keeps config, logs, adapter and manifest of one run
     datasets: str = "identity"  # comma-separated names registered in dataset_info.json
+    # Empty hyper-parameters (None) mean: the recipe's own value (`${KEY:-default}` in configs/train/*.yaml).
     template: str = ""  # LLaMA-Factory template; empty means: take it from the recipe
-    lora_rank: PositiveInt = 8
-    lora_alpha: PositiveInt = 16
-    lora_target: str = "all"
-    num_train_epochs: Annotated[float, Field(gt=0)] = 3.0
-    learning_rate: Annotated[float, Field(gt=0)] = 1.0e-4
-    cutoff_len: PositiveInt = 2048
-    per_device_train_batch_size: PositiveInt = 1
-    gradient_accumulation_steps: PositiveInt = 8
-    image_max_pixels: PositiveInt = 262144
-    video_max_pixels: PositiveInt = 16384
-    quantization_bit: NonNegInt = 0  # 4 or 8 for QLoRA; 0 for plain LoRA
+    lora_rank: PositiveInt | None = None
+    lora_alpha: PositiveInt | None = None
+    lora_target: str = ""  # e.g. all, or q_proj,v_proj
+    num_train_epochs: Annotated[float, Field(gt=0)] | None = None
+    learning_rate: Annotated[float, Field(gt=0)] | None = None
+    cutoff_len: PositiveInt | None = None
+    per_device_train_batch_size: PositiveInt | None = None
+    gradient_accumulation_steps: PositiveInt | None = None
+    image_max_pixels: PositiveInt | None = None
+    video_max_pixels: PositiveInt | None = None
+    quantization_bit: NonNegInt | None = None  # 4 or 8 for QLoRA; 0 for plain LoRA; empty: the recipe's
     train_gpus: NonNegInt = 0  # GPUs the training needs; 0 trains on CPU
+    train_min_free_mb: NonNegInt = 1024  # free disk (MiB) the train stage needs under RUNS_DIR
     force_torchrun: bool = False
     nnodes: PositiveInt = 1
     node_rank: NonNegInt = 0
@@ -98,6 +106,7 @@ class Settings(BaseSettings):
     vllm_api_key_file: Path = Path("runs/secrets/vllm_api_key")  # shared secret gateway -> vLLM
     limit_mm_per_prompt: str = ""  # e.g. {"image":1,"video":0}; empty for text models
     vllm_extra_args: str = ""
+    serve_venv: Path = Path("")  # venv whose python runs vLLM; empty: .venvs/serve (or python3 in containers)
 
     # --- gateway -------------------------------------------------------------------------------------
     gateway_server_name: str = "localhost"
@@ -105,6 +114,9 @@ class Settings(BaseSettings):
     gateway_http_port: Port = 8080
     gateway_bind: str = "127.0.0.1"
     gateway_internal_port: Port = 9443  # metrics and admin only; never published
+    gateway_internal_bind: str = "127.0.0.1"  # internal listener address; 0.0.0.0 in compose (internal network)
+    gateway_prefix: Path = Path("runs/gateway")  # rendered nginx config, logs, pid file, temp files
+    gateway_metrics_port: Port = 9145  # `ftk gateway metrics`: per-status counts from the access log
     vllm_upstreams: str = ""  # host:port list; empty: VLLM_HOST:VLLM_PORT
     tls_cert: Path = Path("runs/certs/server.crt")
     tls_key: Path = Path("runs/certs/server.key")
@@ -123,6 +135,10 @@ class Settings(BaseSettings):
     prometheus_bind: str = "127.0.0.1"
     grafana_port: Port = 3000
     scrape_interval: str = "15s"
+    monitor_dir: Path = Path("runs/monitor")  # rendered prometheus.yml, data/, pid and log of scripts/monitor.sh
+    prometheus_vllm_targets: str = ""  # host:port list; empty: VLLM_UPSTREAMS (or VLLM_HOST:VLLM_PORT)
+    prometheus_gateway_targets: str = ""  # host:port list; empty: 127.0.0.1:GATEWAY_METRICS_PORT
+    prometheus_gpu_targets: str = ""  # NVIDIA DCGM exporter host:port list on GPU hosts; empty: none
 
     # --- smoke ---------------------------------------------------------------------------------------
     smoke_base_url: str = ""  # empty: the gateway, https://GATEWAY_SERVER_NAME:GATEWAY_HTTPS_PORT/v1
@@ -130,10 +146,38 @@ class Settings(BaseSettings):
     smoke_expect: str = ""  # phrase the adapter's answer to the probe must contain; empty: ASSISTANT_NAME
     smoke_timeout: PositiveInt = 60
 
+    # --- compose -------------------------------------------------------------------------------------
+    # Read by compose.yaml only (GPU hosts); listed here so `ftk env check` validates them too. Inside the
+    # containers the gateway and Prometheus listen on these same port numbers; GATEWAY_BIND/PROMETHEUS_BIND are
+    # then the host addresses compose publishes them on.
+    ftk_image_tag: str = "0.1.0"  # tag of the images built from docker/ (ftk-toolkit, ftk-train, ftk-serve)
+    vllm_image: str = "vllm/vllm-openai:v0.32.0"  # base of ftk-serve: the vLLM release the native tests run
+    ftk_uid: NonNegInt = 1000  # host user the containers run as (`id -u`): owns what they write under runs/
+    ftk_gid: NonNegInt = 1000  # its group (`id -g`)
+    train_gpu_devices: str = "0"  # GPU ids for train and merge (e.g. 0 or 0,1 or all)
+    serve_gpu_devices: str = "0"  # GPU ids for vLLM; as many as TENSOR_PARALLEL_SIZE
+    shm_size: str = "16gb"  # /dev/shm of the GPU containers (NCCL, data loaders)
+    serve_start_period: str = "15m"  # time vLLM may take to load before failed health checks count
+    grafana_bind: str = "127.0.0.1"  # host address Grafana is published on
+    grafana_admin_password_file: Path = Path("runs/secrets/grafana_admin_password")  # Grafana admin password
+
+    @field_validator("ftk_image_tag", "vllm_image")
+    @classmethod
+    def _pinned(cls, v: str) -> str:
+        tag = v.rsplit(":", 1)[1] if ":" in v.rsplit("/", 1)[-1] else ("" if "/" in v else v)
+        if not tag or tag == "latest":
+            raise ValueError("pin a version (e.g. 0.1.0 or vllm/vllm-openai:v0.32.0), never latest or no tag")
+        return v
+
+    @field_validator(*RECIPE_DEFAULTED, mode="before")
+    @classmethod
+    def _empty_is_recipe(cls, v: object) -> object:
+        return None if isinstance(v, str) and not v.strip() else v
+
     @field_validator("quantization_bit")
     @classmethod
-    def _qbits(cls, v: int) -> int:
-        if v not in (0, 4, 8):
+    def _qbits(cls, v: int | None) -> int | None:
+        if v not in (None, 0, 4, 8):
             raise ValueError("must be 0 (LoRA), 4 or 8 (QLoRA)")
         return v
 
@@ -172,6 +216,14 @@ class Settings(BaseSettings):
         if str(self.merged_model_path) not in ("", "."):
             return self.path("merged_model_path")
         return self.path("models_dir") / "merged" / self.run_id
+
+    @property
+    def resolved_serve_model_path(self) -> Path:
+        """The model vLLM serves: SERVE_MODEL_PATH, else the merged model when it exists, else the base model."""
+        if str(self.serve_model_path) not in ("", "."):
+            return self.path("serve_model_path")
+        merged = self.resolved_merged_path
+        return merged if (merged / "config.json").is_file() else self.base_model_path
 
     @property
     def dataset_names(self) -> list[str]:

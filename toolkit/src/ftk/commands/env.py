@@ -83,7 +83,7 @@ def show() -> None:
 def export() -> None:
     """Validated settings as shell assignments, plus derived paths (BASE_MODEL_PATH, RUN_DIR, ...)."""
     s = get_settings()
-    out = {name.upper(): str(getattr(s, name)) for name in Settings.model_fields}
+    out = {name.upper(): "" if getattr(s, name) is None else str(getattr(s, name)) for name in Settings.model_fields}
     out.update(
         BASE_MODEL_PATH=str(s.base_model_path),
         RUN_DIR=str(s.run_dir),

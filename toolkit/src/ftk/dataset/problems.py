@@ -1,0 +1,55 @@
+"""One problem in a data file, and a sink that counts every problem but keeps only the first few in memory."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import asdict, dataclass
+
+# Kinds, in the order the summary table shows them.
+KINDS = {
+    "file": "file-level problem (extension, encoding, empty file)",
+    "json": "bad JSON",
+    "column": "missing, misnamed or mistyped column",
+    "role": "unknown or misnamed role tag / message key",
+    "order": "roles out of order",
+    "empty": "empty turn",
+    "ending": "conversation does not end with the assistant",
+    "placeholder": "<image>/<video> count differs from the media list",
+    "media": "media path missing, unreadable, not an image, or outside the media root",
+    "duplicate": "duplicate sample",
+    "length": "longer than --cutoff-len tokens",
+}
+
+
+@dataclass(frozen=True)
+class Problem:
+    file: str
+    line: int
+    sample: int  # 1-based; 0 for problems of the whole file
+    field: str
+    kind: str
+    message: str  # what is wrong
+    fix: str  # how to fix it
+
+    def render(self) -> str:
+        where = f"sample {self.sample}: " if self.sample else ""
+        return f"{self.file}:{self.line}: {where}{self.field}: {self.message}; {self.fix}"
+
+    def as_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+class ProblemSink:
+    """Counts problems by kind; keeps at most `keep` of them (the output shows those and says how many more)."""
+
+    def __init__(self, keep: int) -> None:
+        self.keep = keep
+        self.kept: list[Problem] = []
+        self.by_kind: Counter[str] = Counter()
+        self.total = 0
+
+    def add(self, problem: Problem) -> None:
+        self.total += 1
+        self.by_kind[problem.kind] += 1
+        if len(self.kept) < self.keep:
+            self.kept.append(problem)

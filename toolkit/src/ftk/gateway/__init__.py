@@ -1,0 +1,1 @@
+"""The nginx gateway's Python side: API key files (`ftk gateway keys`)."""

@@ -1,0 +1,174 @@
+"""What a Hugging Face model folder holds, read from config.json and safetensors headers (no weights loaded)."""
+
+from __future__ import annotations
+
+import json
+import struct
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+# Bytes per element of the safetensors / torch dtypes we meet.
+DTYPE_BYTES = {
+    "F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "I16": 2, "I8": 1, "U8": 1, "BOOL": 1,
+    "F8_E4M3": 1, "F8_E5M2": 1,
+    "float32": 4, "float": 4, "float16": 2, "half": 2, "bfloat16": 2, "fp8": 1, "fp8_e4m3": 1, "fp8_e5m2": 1,
+}
+
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json")
+WEIGHT_SUFFIXES = (".weight", ".bias")
+
+
+def read_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path} is not valid JSON (line {err.lineno}): {err.msg}") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{path} does not hold a JSON object")
+    return data
+
+
+def safetensors_header(path: Path) -> dict[str, Any]:
+    """The JSON header of a .safetensors file: tensor name -> {dtype, shape, data_offsets}."""
+    with path.open("rb") as f:
+        raw = f.read(8)
+        if len(raw) != 8:
+            raise ValueError(f"{path} is not a safetensors file (shorter than 8 bytes)")
+        (size,) = struct.unpack("<Q", raw)
+        if size > 100_000_000:
+            raise ValueError(f"{path} is not a safetensors file (header size {size})")
+        header = json.loads(f.read(size))
+    header.pop("__metadata__", None)
+    return header
+
+
+@dataclass
+class TensorInfo:
+    dtype: str
+    shape: list[int]
+
+    @property
+    def numel(self) -> int:
+        n = 1
+        for d in self.shape:
+            n *= d
+        return n
+
+
+def read_tensors(folder: Path) -> dict[str, TensorInfo]:
+    """Every tensor in the folder's *.safetensors files (sharded or not), from their headers."""
+    tensors: dict[str, TensorInfo] = {}
+    for file in sorted(folder.glob("*.safetensors")):
+        for name, meta in safetensors_header(file).items():
+            tensors[name] = TensorInfo(str(meta.get("dtype", "")), list(meta.get("shape", [])))
+    return tensors
+
+
+def module_of(tensor_name: str) -> str:
+    """`model.layers.0.mlp.up_proj.weight` -> `model.layers.0.mlp.up_proj`."""
+    for suffix in WEIGHT_SUFFIXES:
+        if tensor_name.endswith(suffix):
+            return tensor_name[: -len(suffix)]
+    return tensor_name
+
+
+@dataclass
+class ModelInfo:
+    """A model folder as vLLM will see it."""
+
+    path: Path
+    config: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, path: Path) -> ModelInfo:
+        return cls(path=path, config=read_json(path / "config.json"))
+
+    @property
+    def text_config(self) -> dict[str, Any]:
+        """The language model's config (vision-language configs nest it under text_config)."""
+        text = self.config.get("text_config")
+        return text if isinstance(text, dict) else self.config
+
+    def text_value(self, key: str, default: Any = None) -> Any:
+        return self.text_config.get(key, self.config.get(key, default))
+
+    @property
+    def is_vision_language(self) -> bool:
+        return isinstance(self.config.get("vision_config"), dict)
+
+    @property
+    def architectures(self) -> list[str]:
+        return list(self.config.get("architectures") or [])
+
+    @property
+    def max_position_embeddings(self) -> int | None:
+        value = self.text_value("max_position_embeddings")
+        return int(value) if value else None
+
+    @property
+    def num_layers(self) -> int:
+        return int(self.text_value("num_hidden_layers", 0))
+
+    @property
+    def hidden_size(self) -> int:
+        return int(self.text_value("hidden_size", 0))
+
+    @property
+    def num_attention_heads(self) -> int:
+        return int(self.text_value("num_attention_heads", 0))
+
+    @property
+    def num_kv_heads(self) -> int:
+        return int(self.text_value("num_key_value_heads") or self.num_attention_heads)
+
+    @property
+    def head_dim(self) -> int:
+        value = self.text_value("head_dim")
+        if value:
+            return int(value)
+        return self.hidden_size // self.num_attention_heads if self.num_attention_heads else 0
+
+    @property
+    def vocab_size(self) -> int:
+        return int(self.text_value("vocab_size", 0))
+
+    @property
+    def torch_dtype(self) -> str:
+        return str(self.text_value("torch_dtype") or self.text_value("dtype") or "float32")
+
+    def identity(self) -> dict[str, Any]:
+        """The fields that must agree for an adapter trained on one copy of a model to fit another."""
+        return {
+            "architectures": self.architectures,
+            "hidden_size": self.hidden_size,
+            "num_hidden_layers": self.num_layers,
+            "vocab_size": self.vocab_size,
+        }
+
+    @cached_property
+    def tensors(self) -> dict[str, TensorInfo]:
+        return read_tensors(self.path)
+
+    @cached_property
+    def modules(self) -> set[str]:
+        """Module names that hold weights (e.g. `model.layers.0.self_attn.q_proj`)."""
+        return {module_of(name) for name in self.tensors}
+
+    def has_weights(self) -> bool:
+        return any(self.path.glob("*.safetensors")) or any(self.path.glob("*.bin"))
+
+    def has_tokenizer(self) -> bool:
+        return any((self.path / f).is_file() for f in TOKENIZER_FILES)
+
+    def has_chat_template(self) -> bool:
+        if (self.path / "chat_template.jinja").is_file() or (self.path / "chat_template.json").is_file():
+            return True
+        tok = self.path / "tokenizer_config.json"
+        if tok.is_file():
+            try:
+                return bool(read_json(tok).get("chat_template"))
+            except ValueError:
+                return False
+        return False

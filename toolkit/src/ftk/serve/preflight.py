@@ -1,0 +1,123 @@
+"""Every check on the model and adapters before vLLM starts: one line per problem, naming the value and the fix.
+
+The host checks (visible GPUs >= TENSOR_PARALLEL_SIZE, port free) run in scripts/serve.sh from the shared shell
+library; ``visible_gpus`` here decides CPU or GPU flags for the command line.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ftk.serve.adapters import Adapter, check_adapter, check_names, parse_lora_modules, vllm_rank
+from ftk.serve.modelinfo import ModelInfo
+from ftk.settings import Settings
+
+
+@dataclass
+class Report:
+    problems: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    model: ModelInfo | None = None
+    adapters: list[Adapter] = field(default_factory=list)
+    max_lora_rank: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def visible_gpus() -> int:
+    """GPUs this process may use: `nvidia-smi -L`, narrowed by CUDA_VISIBLE_DEVICES (as check_gpus does)."""
+    total = 0
+    smi = shutil.which("nvidia-smi")
+    if smi:
+        try:
+            out = subprocess.run([smi, "-L"], capture_output=True, text=True, timeout=20).stdout
+            total = sum(1 for line in out.splitlines() if line.startswith("GPU "))
+        except (OSError, subprocess.SubprocessError):
+            total = 0
+    ids = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if ids is not None:
+        ids = ids.replace(" ", "")
+        if ids in ("", "-1", "none"):
+            return 0
+        total = min(total, len([x for x in ids.split(",") if x]))
+    return total
+
+
+def check_model_folder(path: Path, setting: str = "SERVE_MODEL_PATH") -> list[str]:
+    if not path.is_dir():
+        return [f"model folder {path} does not exist ({setting}, or the merged/base model when empty); run the "
+                "download or merge stage, or fix the path"]
+    if not (path / "config.json").is_file():
+        return [f"model folder {path} has no config.json ({setting}); it is not a complete Hugging Face model: "
+                "download or merge it again"]
+    model = ModelInfo(path)
+    problems = []
+    if not model.has_weights():
+        problems.append(f"model folder {path} has no weights (*.safetensors or *.bin); the download or merge is "
+                        "incomplete: run it again")
+    if not model.has_tokenizer():
+        problems.append(f"model folder {path} has no tokenizer (tokenizer.json, tokenizer.model or vocab.json); copy "
+                        "the tokenizer files from the base model")
+    if not model.has_chat_template():
+        problems.append(f"model folder {path} has no chat template (chat_template.jinja or chat_template in "
+                        "tokenizer_config.json); /v1/chat/completions would fail: copy it from the base model")
+    return problems
+
+
+def effective_max_rank(settings: Settings, adapters: list[Adapter]) -> int:
+    """MAX_LORA_RANK, or (0) the largest adapter rank rounded up to a rank vLLM accepts (at least 8)."""
+    if settings.max_lora_rank:
+        return settings.max_lora_rank
+    return vllm_rank(max([8, *(a.rank for a in adapters)]))
+
+
+def run(settings: Settings) -> Report:
+    report = Report()
+    path = settings.resolved_serve_model_path
+    report.problems += check_model_folder(path)
+    if report.problems and not (path / "config.json").is_file():
+        return report
+    try:
+        model = ModelInfo.load(path)
+    except ValueError as err:
+        report.problems.append(f"{err}; fix or re-download the model")
+        return report
+    report.model = model
+
+    positions = model.max_position_embeddings
+    if positions and settings.max_model_len > positions:
+        report.problems.append(f"MAX_MODEL_LEN={settings.max_model_len} is above the model's max_position_embeddings "
+                               f"{positions} ({path}/config.json); set MAX_MODEL_LEN={positions} or less")
+
+    if settings.limit_mm_per_prompt:
+        try:
+            limits = json.loads(settings.limit_mm_per_prompt)
+            if not isinstance(limits, dict):
+                raise ValueError
+        except ValueError:
+            report.problems.append(f"LIMIT_MM_PER_PROMPT={settings.limit_mm_per_prompt!r} is not a JSON object; "
+                                   """write e.g. {"image":1,"video":0}""")
+    elif model.is_vision_language:
+        report.warnings.append("LIMIT_MM_PER_PROMPT is empty for a vision-language model; vLLM reserves memory for "
+                               """its default limits (OOM at start-up on small GPUs): set e.g. {"image":1,"video":0}""")
+
+    pairs = parse_lora_modules(settings.lora_modules)
+    report.problems += check_names([name for name, _ in pairs], settings.served_model_name)
+    for name, adapter_path in pairs:
+        try:
+            report.adapters.append(Adapter.load(name, adapter_path))
+        except ValueError as err:
+            report.problems.append(str(err))
+    report.max_lora_rank = effective_max_rank(settings, report.adapters)
+    for adapter in report.adapters:
+        problems, warnings = check_adapter(adapter, model, report.max_lora_rank)
+        report.problems += problems
+        report.warnings += warnings
+    return report

@@ -1,0 +1,197 @@
+"""Checks before a training run starts: each failure is one UserError naming the file or key and the fix.
+
+Order matters: the run folder is checked before anything is written, so a refused run changes nothing.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import re
+import shutil
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ftk import paths
+from ftk.console import UserError
+from ftk.settings import Settings
+from ftk.train import lf_keys
+from ftk.train.recipe import Rendered
+
+CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
+ADAPTER_WEIGHTS = ("adapter_model.safetensors", "adapter_model.bin")
+
+
+@dataclass
+class OutputState:
+    """What runs/<run-id>/adapter holds: nothing, a finished adapter, checkpoints to resume, or leftovers."""
+
+    kind: str  # fresh | complete | resume | stale
+    checkpoint: Path | None = None
+
+
+@dataclass
+class Report:
+    rows: list[tuple[str, str]] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    def ok(self, check: str, detail: str) -> None:
+        self.rows.append((check, detail))
+
+
+def output_state(adapter_dir: Path) -> OutputState:
+    if not adapter_dir.exists() or not any(adapter_dir.iterdir()):
+        return OutputState("fresh")
+    if any((adapter_dir / w).is_file() for w in ADAPTER_WEIGHTS):
+        return OutputState("complete")
+    checkpoints = sorted(
+        (int(m.group(1)), p)
+        for p in adapter_dir.iterdir()
+        if (m := CHECKPOINT.match(p.name)) and p.is_dir() and (p / "trainer_state.json").is_file()
+    )
+    if checkpoints:
+        return OutputState("resume", checkpoints[-1][1])
+    return OutputState("stale")
+
+
+def check_output(s: Settings, overwrite: bool) -> OutputState:
+    adapter_dir = s.run_dir / "adapter"
+    state = output_state(adapter_dir)
+    if state.kind == "complete" and not overwrite:
+        raise UserError(f"{adapter_dir} already holds a completed adapter (RUN_ID={s.run_id}); use a new RUN_ID "
+                        "or pass --overwrite (the old adapter is then kept as adapter.prev)")
+    return state
+
+
+def set_aside(run_dir: Path) -> Path:
+    """Move the old adapter (and the run files that describe it) to runs/<id>/adapter.prev, replacing an older one."""
+    prev = run_dir / "adapter.prev"
+    if prev.exists():
+        shutil.rmtree(prev)
+    (run_dir / "adapter").rename(prev)
+    for name in ("train.yaml", "manifest.json", "train.log"):
+        if (run_dir / name).is_file():
+            (run_dir / name).rename(prev / f"run-{name}")
+    return prev
+
+
+def model_is_multimodal(config: dict[str, Any]) -> bool:
+    archs = " ".join(config.get("architectures") or [])
+    return "vision_config" in config or "VL" in archs or "ImageTextToText" in archs or "Vision" in archs
+
+
+def check_model(model_dir: Path, source: str) -> dict[str, Any]:
+    """A complete Hugging Face model folder: config.json, every weight shard, a tokenizer."""
+    if not model_dir.is_dir():
+        raise UserError(f"{source}: model folder {model_dir} does not exist; run the download stage "
+                        "(scripts/download.sh) or fix MODEL_ID")
+    cfg_file = model_dir / "config.json"
+    if not cfg_file.is_file():
+        raise UserError(f"{cfg_file} is missing: {model_dir} is not a complete model; download it again")
+    try:
+        config = json.loads(cfg_file.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as err:
+        raise UserError(f"{cfg_file}: not valid JSON ({err}); download the model again") from None
+    for index in model_dir.glob("*.index.json"):
+        shards = set(json.loads(index.read_text(encoding="utf-8")).get("weight_map", {}).values())
+        missing = sorted(x for x in shards if not (model_dir / x).is_file())
+        if missing:
+            raise UserError(f"{index} lists weight shards that are missing: {', '.join(missing[:3])}; "
+                            "the download is incomplete, run it again")
+    if not any(model_dir.glob("*.safetensors")) and not any(model_dir.glob("*.bin")):
+        raise UserError(f"{model_dir} has no weights (*.safetensors or *.bin); the download is incomplete")
+    if not any((model_dir / t).is_file() for t in ("tokenizer.json", "tokenizer.model", "vocab.json")):
+        raise UserError(f"{model_dir} has no tokenizer (tokenizer.json, tokenizer.model or vocab.json); "
+                        "copy the tokenizer files from the original model")
+    return config
+
+
+def check_template(r: Rendered, config: dict[str, Any], model_dir: Path) -> str:
+    template = str(r.config["template"])
+    info = lf_keys.known()["templates"][template]
+    vl_model = model_is_multimodal(config)
+    archs = ",".join(config.get("architectures") or ["?"])
+    if info["multimodal"] and not vl_model:
+        raise UserError(f"{r.source('template')}: template '{template}' is for vision-language models but "
+                        f"{model_dir}/config.json describes a text model ({archs}, no vision_config); "
+                        "set TEMPLATE to the model's text template")
+    if vl_model and not info["multimodal"]:
+        raise UserError(f"{r.source('template')}: template '{template}' is text-only but {model_dir}/config.json "
+                        f"describes a vision-language model ({archs}, vision_config); set TEMPLATE to its "
+                        "vision-language template (e.g. qwen3_vl_nothink, qwen2_vl)")
+    return f"{template} ({'vision-language' if vl_model else 'text'}) fits {archs}"
+
+
+def dataset_files(dataset_dir: Path, names: list[str]) -> dict[str, list[Path]]:
+    """The files of each registered data set; unregistered names are an error with the closest name."""
+    info_file = dataset_dir / "dataset_info.json"
+    if not info_file.is_file():
+        raise UserError(f"{info_file} not found: register the data sets first (ftk dataset register) "
+                        "or point DATASET_DIR to the folder that holds dataset_info.json")
+    try:
+        registry = json.loads(info_file.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as err:
+        raise UserError(f"{info_file}: not valid JSON ({err})") from None
+    out: dict[str, list[Path]] = {}
+    for name in names:
+        if name not in registry:
+            close = difflib.get_close_matches(name, list(registry), n=1)
+            hint = f"did you mean '{close[0]}'? " if close else ""
+            raise UserError(f"DATASETS: data set '{name}' is not registered in {info_file}; {hint}"
+                            f"register it (ftk dataset register) or fix DATASETS")
+        entry = registry[name]
+        files: list[Path] = []
+        fname = entry.get("file_name")
+        if not fname:
+            raise UserError(f"{info_file}: data set '{name}' has no file_name (hub or script data sets cannot be "
+                            "checked offline); register a local file")
+        target = dataset_dir / fname
+        if target.is_dir():
+            files = sorted(p for p in target.rglob("*") if p.is_file())
+        elif target.is_file():
+            files = [target]
+        else:
+            raise UserError(f"{info_file}: data set '{name}' names {target}, which does not exist")
+        out[name] = files
+    return out
+
+
+def validate_datasets(dataset_dir: Path, files: dict[str, list[Path]], media_root: Path) -> None:
+    """Run the project's dataset validator (`ftk dataset validate`) on the files of every registered data set."""
+    registry = json.loads((dataset_dir / "dataset_info.json").read_text(encoding="utf-8"))
+    ftk = paths.venv_bin("toolkit", "ftk")
+    cmd = [str(ftk) if ftk.exists() else "ftk", "dataset", "validate", "--media-root", str(media_root)]
+    for name, data in files.items():
+        fmt = registry[name].get("formatting", "alpaca")
+        fmt_args = ["--format", fmt] if fmt in ("sharegpt", "alpaca") else []
+        proc = subprocess.run([*cmd, *fmt_args, *[str(f) for f in data]], capture_output=True, text=True,
+                              check=False)
+        if proc.returncode != 0:
+            detail = (proc.stderr or proc.stdout).strip().splitlines()
+            shown = "; ".join(line.strip() for line in detail[-4:]) or f"exit {proc.returncode}"
+            raise UserError(f"data set '{name}' ({', '.join(str(f) for f in files[name][:2])}) is not valid: "
+                            f"{shown}; fix it (ftk dataset validate {name})")
+
+
+def run(r: Rendered, s: Settings, state: OutputState, validate_data: bool = True) -> Report:
+    """Model, data sets and template checks on a rendered train recipe."""
+    report = Report()
+    model_dir = paths.resolve(str(r.config["model_name_or_path"]))
+    config = check_model(model_dir, r.source("model_name_or_path"))
+    report.ok("model", f"{model_dir} complete ({','.join(config.get('architectures') or ['?'])})")
+    dataset_dir = paths.resolve(str(r.config.get("dataset_dir", s.path("dataset_dir"))))
+    names = [x for x in str(r.config.get("dataset", "")).replace(" ", ",").split(",") if x]
+    if not names:
+        raise UserError(f"{r.source('dataset')}: no data set named; set DATASETS in .env")
+    files = dataset_files(dataset_dir, names)
+    if validate_data:
+        validate_datasets(dataset_dir, files, s.path("media_root"))
+    report.ok("data sets", ", ".join(f"{n} ({sum(f.stat().st_size for f in fs)} bytes)" for n, fs in files.items()))
+    report.ok("template", check_template(r, config, model_dir))
+    if state.kind == "resume":
+        report.ok("output", f"resuming from {state.checkpoint}")
+    else:
+        report.ok("output", f"{s.run_dir / 'adapter'} ({state.kind})")
+    return report

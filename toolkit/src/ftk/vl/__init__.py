@@ -1,0 +1,1 @@
+"""Vision-language models: tiny offline builds, adapter target-module checks."""
