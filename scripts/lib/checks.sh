@@ -52,6 +52,7 @@ visible_gpus() {
 			echo 0
 			return
 		fi
+		local -a list
 		IFS=',' read -ra list <<<"$ids"
 		for id in "${list[@]}"; do
 			[[ -n "$id" ]] && count=$((count + 1))
@@ -69,7 +70,8 @@ check_gpus() {
 		return
 	}
 	((needed == 0)) && return 0
-	if [[ "${ALLOW_CPU:-false}" =~ ^(1|true|yes|on)$ ]]; then
+	local allow="${ALLOW_CPU:-false}"
+	if [[ "${allow,,}" =~ ^(1|true|yes|on)$ ]]; then
 		warn "GPU check for $what skipped (ALLOW_CPU=${ALLOW_CPU}); it needs $needed GPU(s) on a GPU host"
 		return 0
 	fi
@@ -95,9 +97,17 @@ check_port_free() {
 # check_disk DIR NEEDED_MB: the file system holding DIR has at least NEEDED_MB MiB free.
 check_disk() {
 	local dir="$1" needed="$2" probe free
+	[[ "$needed" =~ ^[0-9]+$ ]] || {
+		_fail "disk space needed '$needed' for $dir is not a whole number of MiB; fix the setting that sets it"
+		return
+	}
 	probe="$dir"
 	while [[ ! -e "$probe" && "$probe" != "/" ]]; do probe="$(dirname "$probe")"; done
-	free=$(df -Pm "$probe" | awk 'NR==2 {print $4}')
+	free=$(df -Pm "$probe" 2>/dev/null | awk 'NR==2 {print $4}')
+	[[ "$free" =~ ^[0-9]+$ ]] || {
+		_fail "cannot read the free space of $dir (df -Pm $probe); check that the folder is on a mounted disk"
+		return
+	}
 	((free >= needed)) ||
 		_fail "only ${free} MiB free on the disk of $dir, need ${needed} MiB; free space there or point the setting to a larger disk"
 }

@@ -56,6 +56,7 @@ load_env() {
 		key="${line%%=*}"
 		value="${line#*=}"
 		key="${key%"${key##*[![:space:]]}"}"
+		value="${value#"${value%%[![:space:]]*}"}"
 		if [[ ! "$key" =~ ^[A-Za-z_][A-Za-z0-9_]*$ ]]; then
 			die "$file:$n: '$key' is not a valid key name; use letters, digits and _"
 		fi

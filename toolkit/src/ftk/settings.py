@@ -48,6 +48,8 @@ class Settings(BaseSettings):
     modelscope_cache: Path = Path(".cache/modelscope")
     download_max_retries: NonNegInt = 2
     download_timeout: PositiveInt = 60  # seconds per HTTP request to the hub
+    modelscope_endpoint: str = ""  # empty: ModelScope's default (https://modelscope.cn); e.g. https://www.modelscope.ai
+    download_min_free_mb: NonNegInt = 2048  # free MiB MODELSCOPE_CACHE's disk needs before a download starts
 
     # --- dataset -------------------------------------------------------------------------------------
     dataset_dir: Path = Path("data")  # holds LLaMA-Factory's dataset_info.json
@@ -201,7 +203,9 @@ class Settings(BaseSettings):
         local = paths.resolve(self.model_id)
         if local.is_dir() or self.model_id.startswith((".", "/", "~")) or self.model_id.startswith("models/"):
             return local
-        return self.path("modelscope_cache") / "models" / self.model_id
+        from ftk.download.layout import cached_model_dir  # also finds folders ModelScope's own tools made
+
+        return cached_model_dir(self.path("modelscope_cache"), self.model_id, self.model_revision)
 
     @property
     def run_dir(self) -> Path:

@@ -1,10 +1,11 @@
 """Benchmark: `ftk dataset validate` on generated multimodal sharegpt JSONL of 10k, 100k and 1M samples.
 
 Each size runs the real CLI code path (`ftk dataset validate FILE --media-root DIR --json`) in its own
-subprocess, so the peak RSS (getrusage of that process) belongs to that run alone. The samples reuse a few small
-images (checked once each, then cached) and differ in their text, so every one is parsed, checked and hashed.
-The table shows seconds, samples/s and peak RSS per size, and the RSS ratio 1M/10k: the reader streams, so the
-only memory that grows with the file is the duplicate index (12 bytes per sample, shown in its own column).
+subprocess, so the peak RSS (getrusage of that process) belongs to that run alone. The samples reuse a few
+small images (checked once each, then cached) and differ in their text, so every one is parsed, checked and
+hashed. The table shows seconds, samples/s and peak RSS per size, and the RSS ratio 1M/10k: the reader
+streams, so the only memory that grows with the file is the duplicate index (12 bytes per sample, shown in its
+own column).
 
     python -m ftk.bench.dataset_validate [--sizes 10000,100000,1000000] [--keep DIR]
 """
@@ -34,8 +35,10 @@ def write_dataset(path: Path, n: int) -> None:
     from ftk.dataset.shapes import image_name
 
     names = [image_name(c, s) for c, s in IMAGES]
-    line = ('{{"messages": [{{"role": "user", "content": "<image>Sample {i}: what colour is the shape?"}}, '
-            '{{"role": "assistant", "content": "{colour} ({i})"}}], "images": ["{image}"]}}\n')
+    line = (
+        '{{"messages": [{{"role": "user", "content": "<image>Sample {i}: what colour is the shape?"}}, '
+        '{{"role": "assistant", "content": "{colour} ({i})"}}], "images": ["{image}"]}}\n'
+    )
     with path.open("w", encoding="utf-8", buffering=1 << 20) as f:
         for i in range(n):
             k = i % len(IMAGES)
@@ -55,7 +58,9 @@ def child(argv: list[str]) -> None:
         code = int(exc.code or 0)
     seconds = time.perf_counter() - start
     peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
-    Path(os.environ[STATS_ENV]).write_text(json.dumps({"seconds": seconds, "peak_kib": peak_kib, "code": code}))
+    Path(os.environ[STATS_ENV]).write_text(
+        json.dumps({"seconds": seconds, "peak_kib": peak_kib, "code": code})
+    )
 
 
 def run_size(work: Path, media: Path, n: int) -> dict[str, float]:
@@ -63,17 +68,38 @@ def run_size(work: Path, media: Path, n: int) -> dict[str, float]:
     write_dataset(data, n)
     stats = work / f"stats_{n}.json"
     env = {**os.environ, STATS_ENV: str(stats), "NO_COLOR": "1"}
-    proc = subprocess.run([sys.executable, "-m", "ftk.bench.dataset_validate", "--child", str(data),
-                           "--media-root", str(media), "--json", "--max-problems", "5"],
-                          env=env, capture_output=True, text=True, check=False)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "ftk.bench.dataset_validate",
+            "--child",
+            str(data),
+            "--media-root",
+            str(media),
+            "--json",
+            "--max-problems",
+            "5",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     result = json.loads(stats.read_text())
     report = json.loads(proc.stdout)
     if result["code"] != 0 or not report["valid"]:
-        raise SystemExit(f"validation of {data} failed ({result['code']}): {proc.stdout[-2000:]}{proc.stderr[-2000:]}")
+        raise SystemExit(
+            f"validation of {data} failed ({result['code']}): {proc.stdout[-2000:]}{proc.stderr[-2000:]}"
+        )
     file = report["files"][0]
     data.unlink()
-    return {"samples": file["samples"], "seconds": result["seconds"], "peak_mib": result["peak_kib"] / 1024,
-            "dedup_mib": file["dedup_bytes"] / 2**20}
+    return {
+        "samples": file["samples"],
+        "seconds": result["seconds"],
+        "peak_mib": result["peak_kib"] / 1024,
+        "dedup_mib": file["dedup_bytes"] / 2**20,
+    }
 
 
 def main() -> None:
@@ -98,19 +124,41 @@ def main() -> None:
         for n in sizes:
             console.print(f"validating {n:,} samples ...")
             rows.append(run_size(work, media, n))
-    table = Table(title="ftk dataset validate: multimodal sharegpt JSONL (one subprocess per size)",
-                  title_justify="left")
-    for col in ("samples", "seconds", "samples/s", "peak RSS MiB", "dup index MiB", "RSS / smallest"):
+    table = Table(
+        title="ftk dataset validate: multimodal sharegpt JSONL (one subprocess per size)",
+        title_justify="left",
+    )
+    for col in (
+        "samples",
+        "seconds",
+        "samples/s",
+        "peak RSS MiB",
+        "RSS / smallest",
+        "dup index MiB",
+        "RSS - index / smallest",
+    ):
         table.add_column(col, justify="right")
     base = rows[0]["peak_mib"]
+    base_rest = base - rows[0]["dedup_mib"]
     for r in rows:
-        table.add_row(f"{r['samples']:,}", f"{r['seconds']:.1f}", f"{r['samples'] / r['seconds']:,.0f}",
-                      f"{r['peak_mib']:.1f}", f"{r['dedup_mib']:.1f}", f"{r['peak_mib'] / base:.2f}")
+        table.add_row(
+            f"{r['samples']:,}",
+            f"{r['seconds']:.1f}",
+            f"{r['samples'] / r['seconds']:,.0f}",
+            f"{r['peak_mib']:.1f}",
+            f"{r['peak_mib'] / base:.2f}",
+            f"{r['dedup_mib']:.1f}",
+            f"{(r['peak_mib'] - r['dedup_mib']) / base_rest:.2f}",
+        )
     console.print(table)
-    ratio = rows[-1]["peak_mib"] / base
-    console.print(f"RSS ratio {rows[-1]['samples']:,}/{rows[0]['samples']:,} samples: {ratio:.2f} "
-                  f"({100 * (ratio - 1):.0f}% more memory for {rows[-1]['samples'] / rows[0]['samples']:.0f}x the "
-                  f"samples; the duplicate index accounts for {rows[-1]['dedup_mib'] - rows[0]['dedup_mib']:.1f} MiB)")
+    last, first = rows[-1], rows[0]
+    console.print(
+        f"RSS ratio {last['samples']:,}/{first['samples']:,} samples: {last['peak_mib'] / base:.2f} "
+        f"for {last['samples'] / first['samples']:.0f}x the samples; without the duplicate index "
+        f"({last['dedup_mib']:.1f} MiB, 12 bytes per sample): "
+        f"{(last['peak_mib'] - last['dedup_mib']) / base_rest:.2f}",
+        soft_wrap=True,
+    )
 
 
 if __name__ == "__main__":

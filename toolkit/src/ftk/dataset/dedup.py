@@ -21,41 +21,51 @@ def fingerprint(sample: Any) -> int:
 
 
 class DuplicateIndex:
-    def __init__(self, capacity: int = 1 << 14) -> None:
-        self._alloc(capacity)
-        self.count = 0
+    """64 independent open-addressing tables picked by the top bits of the key.
 
-    def _alloc(self, capacity: int) -> None:
-        self.mask = capacity - 1
-        self.keys = array("Q", bytes(8 * capacity))
-        self.first = array("I", bytes(4 * capacity))
+    Each table doubles on its own when it is 2/3 full, so growing never holds a second copy of the whole index
+    (a single table would briefly need 1.5x its size at every doubling).
+    """
+
+    SEGMENT_BITS = 6
+
+    def __init__(self, capacity: int = 256) -> None:
+        n = 1 << self.SEGMENT_BITS
+        self.keys = [array("Q", bytes(8 * capacity)) for _ in range(n)]
+        self.first = [array("I", bytes(4 * capacity)) for _ in range(n)]
+        self.counts = [0] * n
+        self.count = 0
 
     @property
     def nbytes(self) -> int:
-        return self.keys.itemsize * len(self.keys) + self.first.itemsize * len(self.first)
+        return sum(len(k) * 12 for k in self.keys)
 
     def add(self, key: int, sample_no: int) -> int | None:
         """Record `key` for sample `sample_no`; return the number of the earlier sample with the same key."""
-        keys, mask = self.keys, self.mask
+        seg = key >> (64 - self.SEGMENT_BITS)
+        keys = self.keys[seg]
+        mask = len(keys) - 1
         slot = key & mask
         while True:
             k = keys[slot]
             if k == 0:
                 break
             if k == key:
-                return self.first[slot]
+                return self.first[seg][slot]
             slot = (slot + 1) & mask
         keys[slot] = key
-        self.first[slot] = sample_no
+        self.first[seg][slot] = sample_no
         self.count += 1
-        if self.count * 3 > len(keys) * 2:  # keep the load under 2/3
-            self._grow()
+        self.counts[seg] += 1
+        if self.counts[seg] * 3 > len(keys) * 2:  # keep the load under 2/3
+            self._grow(seg)
         return None
 
-    def _grow(self) -> None:
-        old_keys, old_first = self.keys, self.first
-        self._alloc(len(old_keys) * 2)
-        keys, first, mask = self.keys, self.first, self.mask
+    def _grow(self, seg: int) -> None:
+        old_keys, old_first = self.keys[seg], self.first[seg]
+        capacity = len(old_keys) * 2
+        keys, first = array("Q", bytes(8 * capacity)), array("I", bytes(4 * capacity))
+        mask = capacity - 1
         for k, n in zip(old_keys, old_first, strict=True):
             if k:
                 slot = k & mask
@@ -63,3 +73,4 @@ class DuplicateIndex:
                     slot = (slot + 1) & mask
                 keys[slot] = k
                 first[slot] = n
+        self.keys[seg], self.first[seg] = keys, first

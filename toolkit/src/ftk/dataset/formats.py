@@ -2,11 +2,12 @@
 
 alpaca: `instruction` (+ optional `input`) is the user turn, `output` the answer; optional `system`, `history`
 (list of [prompt, response] pairs), `images`/`videos`/`audios`.
-sharegpt: a list of messages in `conversations` (tags `from`/`value`, roles human/gpt/observation/function_call,
-optional first `system` message) or in `messages` (OpenAI style: `role`/`content`, user/assistant/system);
-optional `system` and `tools` columns and `images`/`videos`/`audios`. After an optional system message, user or
-observation turns sit at odd positions and assistant or function_call turns at even ones, so a conversation has an
-even number of turns and ends on the assistant side.
+sharegpt: a list of messages in `conversations` (tags `from`/`value`, roles
+human/gpt/observation/function_call, optional first `system` message) or in `messages` (OpenAI style:
+`role`/`content`, user/assistant/system); optional `system` and `tools` columns and
+`images`/`videos`/`audios`. After an optional system message, user or observation turns sit at odd positions
+and assistant or function_call turns at even ones, so a conversation has an even number of turns and ends on
+the assistant side.
 
 Registration must spell every column and tag out: when an entry has `columns` (or `tags`), LLaMA-Factory sets
 each one it does not find to None instead of its default.
@@ -30,11 +31,27 @@ KNOWN_COLUMNS = tuple(dict.fromkeys(ALPACA_COLUMNS + SHAREGPT_COLUMNS))
 
 # Names people use for the columns LLaMA-Factory knows, mapped to the right one (difflib catches typos).
 COLUMN_ALIASES = {
-    "prompt": "instruction", "question": "instruction", "query": "input", "context": "input",
-    "response": "output", "answer": "output", "completion": "output", "target": "output",
-    "conversation": "conversations", "dialog": "conversations", "dialogue": "conversations", "chat": "messages",
-    "image": "images", "img": "images", "imgs": "images", "image_path": "images", "video": "videos",
-    "audio": "audios", "system_prompt": "system", "tool": "tools", "functions": "tools",
+    "prompt": "instruction",
+    "question": "instruction",
+    "query": "input",
+    "context": "input",
+    "response": "output",
+    "answer": "output",
+    "completion": "output",
+    "target": "output",
+    "conversation": "conversations",
+    "dialog": "conversations",
+    "dialogue": "conversations",
+    "chat": "messages",
+    "image": "images",
+    "img": "images",
+    "imgs": "images",
+    "image_path": "images",
+    "video": "videos",
+    "audio": "audios",
+    "system_prompt": "system",
+    "tool": "tools",
+    "functions": "tools",
 }
 
 
@@ -72,10 +89,27 @@ OPENAI_TOOL_STYLE = TagStyle("role", "content", "user", "assistant", "tool", "fu
 
 # Role names from other conventions, mapped per style to the right one.
 ROLE_ALIASES = {
-    "from": {"user": "human", "assistant": "gpt", "bot": "gpt", "model": "gpt", "chatgpt": "gpt",
-             "tool": "observation", "function": "function_call", "developer": "system"},
-    "role": {"human": "user", "gpt": "assistant", "bot": "assistant", "model": "assistant", "chatgpt": "assistant",
-             "function": "function_call", "developer": "system", "tool": "observation", "observation": "tool"},
+    "from": {
+        "user": "human",
+        "assistant": "gpt",
+        "bot": "gpt",
+        "model": "gpt",
+        "chatgpt": "gpt",
+        "tool": "observation",
+        "function": "function_call",
+        "developer": "system",
+    },
+    "role": {
+        "human": "user",
+        "gpt": "assistant",
+        "bot": "assistant",
+        "model": "assistant",
+        "chatgpt": "assistant",
+        "function": "function_call",
+        "developer": "system",
+        "tool": "observation",
+        "observation": "tool",
+    },
 }
 
 
@@ -119,7 +153,7 @@ class Layout:
 
 
 def layout_from_entry(entry: dict[str, Any]) -> Layout:
-    """The layout a dataset_info.json entry describes (LLaMA-Factory's defaults where `columns`/`tags` are absent)."""
+    """The layout a dataset_info.json entry describes (LLaMA-Factory's defaults where it says nothing)."""
     fmt = entry.get("formatting", "alpaca")
     layout = Layout(format=fmt if fmt in FORMATS else "sharegpt", fixed=True)
     cols = entry.get("columns") or {}
@@ -157,7 +191,9 @@ def detect_style(message: dict[str, Any]) -> TagStyle:
     return SHAREGPT_STYLE
 
 
-def closest(name: str, choices: tuple[str, ...] | list[str], aliases: dict[str, str] | None = None) -> str | None:
+def closest(
+    name: str, choices: tuple[str, ...] | list[str], aliases: dict[str, str] | None = None
+) -> str | None:
     """The valid name the user most likely meant (alias table first, then spelling), or None."""
     low = name.strip().lower()
     if aliases and low in aliases and aliases[low] in choices:

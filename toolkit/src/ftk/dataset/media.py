@@ -1,4 +1,4 @@
-"""Checks of the image/video/audio paths of a sample, relative to the media root (LLaMA-Factory's `media_dir`).
+"""Checks of a sample's image/video/audio paths, relative to the media root (LLaMA-Factory's `media_dir`).
 
 A path must stay inside the media root once resolved (no `..`, absolute path or symlink escape), exist, be a
 readable file and, for images and video frames, be an image Pillow can verify. Results are cached per path
@@ -38,11 +38,20 @@ class MediaChecker:
             return "empty path", "give the file's path relative to the media root"
         target = Path(os.path.realpath(root / path))
         if target != root and root not in target.parents:
-            how = "an absolute path" if os.path.isabs(path) else ("'..'" if ".." in Path(path).parts else "a symlink")
-            return (f"'{path}' resolves to {target}, outside the media root {root} (through {how})",
-                    "copy the file under the media root (--media-root / MEDIA_ROOT) and give its relative path")
+            how = (
+                "an absolute path"
+                if os.path.isabs(path)
+                else ("'..'" if ".." in Path(path).parts else "a symlink")
+            )
+            return (
+                f"'{path}' resolves to {target}, outside the media root {root} (through {how})",
+                "copy the file under the media root (--media-root / MEDIA_ROOT) and give its relative path",
+            )
         if not target.exists():
-            return f"'{path}' does not exist under {root}", "fix the path (relative to the media root) or add the file"
+            return (
+                f"'{path}' does not exist under {root}",
+                "fix the path (relative to the media root) or add the file",
+            )
         if not target.is_file():
             return f"'{path}' is not a file", "point at a file, not a directory"
         if not os.access(target, os.R_OK):

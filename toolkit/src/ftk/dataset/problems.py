@@ -40,7 +40,7 @@ class Problem:
 
 
 class ProblemSink:
-    """Counts problems by kind; keeps at most `keep` of them (the output shows those and says how many more)."""
+    """Counts problems by kind; keeps at most `keep` of them (the output shows those, and how many more)."""
 
     def __init__(self, keep: int) -> None:
         self.keep = keep

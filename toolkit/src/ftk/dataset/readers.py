@@ -74,10 +74,18 @@ def _iter_lines(path: Path) -> Iterator[Record | ParseIssue]:
             try:
                 yield Record(index, lineno, loads(raw.decode("utf-8").rstrip("\r\n")))
             except UnicodeDecodeError as err:
-                yield ParseIssue(index, lineno, err.start + 1, "invalid UTF-8", "save the file as UTF-8", False)
+                yield ParseIssue(
+                    index, lineno, err.start + 1, "invalid UTF-8", "save the file as UTF-8", False
+                )
             except json.JSONDecodeError as err:
-                yield ParseIssue(index, lineno, err.colno, f"invalid JSON: {err.msg}",
-                                 "fix the JSON on this line (one complete object per line)", False)
+                yield ParseIssue(
+                    index,
+                    lineno,
+                    err.colno,
+                    f"invalid JSON: {err.msg}",
+                    "fix the JSON on this line (one complete object per line)",
+                    False,
+                )
 
 
 class _ArrayReader:
@@ -149,10 +157,16 @@ class _ArrayReader:
             except json.JSONDecodeError as err:
                 near_end = err.pos >= len(self.buf) - _NEAR_END or err.msg.startswith("Unterminated string")
                 if self.eof or not near_end:
-                    return self._issue(index, err.pos, f"invalid JSON: {err.msg}", "fix the JSON of this sample")
+                    return self._issue(
+                        index, err.pos, f"invalid JSON: {err.msg}", "fix the JSON of this sample"
+                    )
                 if len(self.buf) - self.pos > MAX_SAMPLE:
-                    return self._issue(index, self.pos, f"sample larger than {MAX_SAMPLE >> 20} MiB or an "
-                                       "unterminated string", "close the string, or split the sample")
+                    return self._issue(
+                        index,
+                        self.pos,
+                        f"sample larger than {MAX_SAMPLE >> 20} MiB or an unterminated string",
+                        "close the string, or split the sample",
+                    )
                 self._fill()
                 continue
             if end >= len(self.buf) and not self.eof:  # a number may go on in the next chunk
@@ -175,8 +189,9 @@ class _ArrayReader:
             while True:
                 index += 1
                 if c == "":
-                    yield self._issue(index, self.pos, "unexpected end of file inside the array",
-                                      "close the array with ']'")
+                    yield self._issue(
+                        index, self.pos, "unexpected end of file inside the array", "close the array with ']'"
+                    )
                     return
                 item = self._decode(index)
                 yield item
@@ -188,20 +203,32 @@ class _ArrayReader:
                     return
                 if c != ",":
                     fix = "close the array with ']'" if c == "" else "put ',' between samples"
-                    yield self._issue(index + 1, self.pos, "invalid JSON: expecting ',' or ']' after a sample", fix)
+                    yield self._issue(
+                        index + 1, self.pos, "invalid JSON: expecting ',' or ']' after a sample", fix
+                    )
                     return
                 self._advance(self.pos + 1)
                 c = self._skip_ws()
                 if c == "]":
-                    yield self._issue(index + 1, self.pos, "invalid JSON: trailing comma before ']'",
-                                      "remove the comma after the last sample")
+                    yield self._issue(
+                        index + 1,
+                        self.pos,
+                        "invalid JSON: trailing comma before ']'",
+                        "remove the comma after the last sample",
+                    )
                     return
         except UnicodeDecodeError as err:
             offset = self.bytes_read - len(err.object) + err.start
-            yield ParseIssue(0, self.line, 0, f"invalid UTF-8 near byte {offset}", "save the file as UTF-8", True)
+            yield ParseIssue(
+                0, self.line, 0, f"invalid UTF-8 near byte {offset}", "save the file as UTF-8", True
+            )
 
     def _trailing(self, index: int) -> Iterator[ParseIssue]:
         self._advance(self.pos + 1)  # the ']'
         if self._skip_ws():
-            yield self._issue(index, self.pos, "invalid JSON: extra data after the closing ']'",
-                              "remove everything after the array")
+            yield self._issue(
+                index,
+                self.pos,
+                "invalid JSON: extra data after the closing ']'",
+                "remove everything after the array",
+            )

@@ -39,8 +39,11 @@ class Registration:
 
 def check_name(name: str) -> None:
     if not NAME_RE.match(name):
-        raise UserError(f"--name {name!r}: use letters, digits, '_', '-' or '.' (names go into the comma-separated "
-                        "DATASETS setting)", EXIT_USAGE)
+        raise UserError(
+            f"--name {name!r}: use letters, digits, '_', '-' or '.' (names go into the comma-separated "
+            "DATASETS setting)",
+            EXIT_USAGE,
+        )
 
 
 def file_name_for(path: Path, dataset_dir: Path) -> str:
@@ -53,15 +56,24 @@ def _is_project_shapes(path: Path) -> bool:
     return os.path.realpath(path) == os.path.realpath(paths.project_home() / "data" / "shapes.jsonl")
 
 
-def register(source: Path, name: str, dataset_dir: Path, media_root: Path, force: bool, sink: ProblemSink,
-             assistant: tuple[str, str]) -> Registration:
+def register(
+    source: Path,
+    name: str,
+    dataset_dir: Path,
+    media_root: Path,
+    force: bool,
+    sink: ProblemSink,
+    assistant: tuple[str, str],
+) -> Registration:
     """Validate `source` (and its filled copy when it is a template), then add it to dataset_info.json."""
     check_name(name)
     reg = Registration(name, source)
     opts = Options(media_root=media_root)
     if _is_project_shapes(source):
         written, total = make_shapes(media_root)
-        reg.notes.append(f"shape images: {written} of {total} written under {media_root / 'generated/shapes'}")
+        reg.notes.append(
+            f"shape images: {written} of {total} written under {media_root / 'generated/shapes'}"
+        )
     reg.reports.append(validate_file(source, opts, sink))
     if not reg.valid:
         return reg
@@ -69,8 +81,10 @@ def register(source: Path, name: str, dataset_dir: Path, media_root: Path, force
     if has_placeholders(source):
         target = dataset_dir / "generated" / f"{name}{source.suffix}"
         n = fill_template(source, target, *assistant)
-        reg.notes.append(f"filled {{{{name}}}}={assistant[0]!r}, {{{{author}}}}={assistant[1]!r} into {target} "
-                         f"({n} samples)")
+        reg.notes.append(
+            f"filled {{{{name}}}}={assistant[0]!r}, {{{{author}}}}={assistant[1]!r} into {target} "
+            f"({n} samples)"
+        )
         reg.reports.append(validate_file(target, opts, sink))
         if not reg.valid:
             return reg
@@ -80,9 +94,11 @@ def register(source: Path, name: str, dataset_dir: Path, media_root: Path, force
     reg.entry = {"file_name": file_name_for(target, dataset_dir), **report.layout.entry()}
     media = [c for c in ("images", "videos", "audios") if c in reg.entry["columns"]]
     if media and os.path.realpath(media_root) != os.path.realpath(dataset_dir):
-        reg.notes.append(f"{'/'.join(media)} paths are relative to {media_root}, but LLaMA-Factory resolves them "
-                         f"against media_dir (default: dataset_dir {dataset_dir}); set media_dir: {media_root} in "
-                         "the training recipe")
+        reg.notes.append(
+            f"{'/'.join(media)} paths are relative to {media_root}, but LLaMA-Factory resolves them "
+            f"against media_dir (default: dataset_dir {dataset_dir}); set media_dir: {media_root} in "
+            "the training recipe"
+        )
     reg.outcome = Registry(dataset_dir).add(name, reg.entry, force)
     return reg
 
@@ -114,7 +130,9 @@ def list_entries(dataset_dir: Path, media_root: Path) -> list[EntryStatus]:
         if not file_name or not path.is_file():
             rows.append(EntryStatus(name, file_name or "?", fmt, None, False, "file missing"))
             continue
-        report = validate_file(path, Options(media_root=media_root), ProblemSink(0), layout=layout_from_entry(entry))
+        report = validate_file(
+            path, Options(media_root=media_root), ProblemSink(0), layout=layout_from_entry(entry)
+        )
         status = "valid" if report.valid else f"{report.total} problem(s): {by_kind(report.problems)}"
         rows.append(EntryStatus(name, file_name, fmt, report.samples, report.valid, status))
     return rows

@@ -1,8 +1,8 @@
 """LLaMA-Factory's registry, DATASET_DIR/dataset_info.json: read it strictly, edit it safely.
 
 Every edit holds a file lock (so concurrent registrations serialise instead of losing entries), keeps a
-timestamped copy of the old file (the last KEEP_BACKUPS), and replaces the file atomically (temp file in the same
-folder, fsync, os.replace). A corrupt file is reported with its line and column and never overwritten.
+timestamped copy of the old file (the last KEEP_BACKUPS), and replaces the file atomically (temp file in the
+same folder, fsync, os.replace). A corrupt file is reported with its line and column and never overwritten.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ class Registry:
         self.lock_path = dataset_dir / f"{INFO_NAME}.lock"
 
     def read(self) -> dict[str, Any]:
-        """The entries ({} when the file does not exist yet); UserError naming line and column when corrupt."""
+        """The entries ({} when there is no file yet); a UserError naming line and column when corrupt."""
         try:
             text = self.path.read_text(encoding="utf-8")
         except FileNotFoundError:
@@ -45,11 +45,15 @@ class Registry:
             data = json.loads(text)
         except json.JSONDecodeError as err:
             backup = self.backups()[-1:] or ["none yet"]
-            raise UserError(f"{self.path}:{err.lineno}:{err.colno}: invalid JSON ({err.msg}); fix it by hand or "
-                            f"restore a backup ({backup[0]}); the file was left as it is") from None
+            raise UserError(
+                f"{self.path}:{err.lineno}:{err.colno}: invalid JSON ({err.msg}); fix it by hand or "
+                f"restore a backup ({backup[0]}); the file was left as it is"
+            ) from None
         if not isinstance(data, dict):
-            raise UserError(f"{self.path}:1:1: the top level is not an object of dataset entries; restore a "
-                            "backup or write {\"name\": {\"file_name\": ...}}")
+            raise UserError(
+                f"{self.path}:1:1: the top level is not an object of dataset entries; restore a "
+                'backup or write {"name": {"file_name": ...}}'
+            )
         return data
 
     def backups(self) -> list[Path]:
@@ -65,15 +69,19 @@ class Registry:
                 if old == entry:
                     return "unchanged"
                 if old is not None and not force:
-                    raise UserError(f"{self.path}: '{name}' is already registered with a different definition "
-                                    f"({_diff(old, entry)}); pass --force to replace it, or choose another --name",
-                                    EXIT_INVALID)
+                    raise UserError(
+                        f"{self.path}: '{name}' is already registered with a different definition "
+                        f"({_diff(old, entry)}); pass --force to replace it, or choose another --name",
+                        EXIT_INVALID,
+                    )
                 data[name] = entry
                 self._write(data)
                 return "replaced" if old is not None else "added"
         except Timeout:
-            raise UserError(f"{self.lock_path}: still locked after {LOCK_TIMEOUT:.0f} s by another registration; "
-                            "wait for it, or delete the lock file if no ftk process is running") from None
+            raise UserError(
+                f"{self.lock_path}: still locked after {LOCK_TIMEOUT:.0f} s by another registration; "
+                "wait for it, or delete the lock file if no ftk process is running"
+            ) from None
 
     def _write(self, data: dict[str, Any]) -> None:
         text = json.dumps(data, indent=2, ensure_ascii=False) + "\n"

@@ -16,8 +16,11 @@ def print_problems(console: Console, sink: ProblemSink) -> None:
         console.print(problem.render(), markup=False, highlight=False, soft_wrap=True)
     hidden = sink.total - len(sink.kept)
     if hidden > 0:
-        console.print(f"... and {hidden} more problem(s) not shown (counted below; raise --max-problems to see "
-                      "them)", markup=False, soft_wrap=True)
+        console.print(
+            f"... and {hidden} more problem(s) not shown (counted below; raise --max-problems to see them)",
+            markup=False,
+            soft_wrap=True,
+        )
 
 
 def by_kind(counts: dict[str, int]) -> str:
@@ -42,9 +45,16 @@ def json_report(reports: list[FileReport], sink: ProblemSink) -> dict[str, Any]:
     return {
         "valid": all(r.valid for r in reports),
         "files": [
-            {"file": r.file, "format": r.format, "samples": r.samples, "valid": r.valid,
-             "problems": r.total, "problems_by_kind": dict(r.problems), "dedup_bytes": r.dedup_bytes,
-             "entry": r.layout.entry() if r.layout else None}
+            {
+                "file": r.file,
+                "format": r.format,
+                "samples": r.samples,
+                "valid": r.valid,
+                "problems": r.total,
+                "problems_by_kind": dict(r.problems),
+                "dedup_bytes": r.dedup_bytes,
+                "entry": r.layout.entry() if r.layout else None,
+            }
             for r in reports
         ],
         "problems_total": sink.total,

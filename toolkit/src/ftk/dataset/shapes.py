@@ -1,8 +1,8 @@
 """The multimodal shapes set: one image per colour and shape, drawn with Pillow, with checkable questions.
 
-Deterministic: the same images (byte for byte, for a given Pillow) and the same samples on every run; files are
-only rewritten when their content changes. Images go to MEDIA_ROOT/generated/shapes/ (git-ignored); the samples
-(sharegpt, OpenAI-style `messages`) reference them relative to the media root.
+Deterministic: the same images (byte for byte, for a given Pillow) and the same samples on every run; files
+are only rewritten when their content changes. Images go to MEDIA_ROOT/generated/shapes/ (git-ignored); the
+samples (sharegpt, OpenAI-style `messages`) reference them relative to the media root.
 """
 
 from __future__ import annotations
@@ -40,8 +40,10 @@ def _points(shape: str) -> list[tuple[float, float]]:
         radii = [r if i % 2 == 0 else r * 0.45 for i in range(10)]
     else:
         raise ValueError(shape)
-    return [(c + rad * math.cos(math.radians(a)), c + rad * math.sin(math.radians(a))) for a, rad in zip(
-        angles, radii, strict=True)]
+    return [
+        (c + rad * math.cos(math.radians(a)), c + rad * math.sin(math.radians(a)))
+        for a, rad in zip(angles, radii, strict=True)
+    ]
 
 
 def draw(colour: str, shape: str) -> bytes:
@@ -72,13 +74,15 @@ def samples() -> list[dict[str, Any]]:
     for shape in SHAPES:
         for colour in COLOURS:
             for question, answer in QUESTIONS:
-                out.append({
-                    "messages": [
-                        {"role": "user", "content": f"<image>{question}"},
-                        {"role": "assistant", "content": answer.format(colour=colour, shape=shape)},
-                    ],
-                    "images": [image_name(colour, shape)],
-                })
+                out.append(
+                    {
+                        "messages": [
+                            {"role": "user", "content": f"<image>{question}"},
+                            {"role": "assistant", "content": answer.format(colour=colour, shape=shape)},
+                        ],
+                        "images": [image_name(colour, shape)],
+                    }
+                )
     return out
 
 

@@ -1,4 +1,4 @@
-"""Data-set templates: `{{name}}` and `{{author}}` in any text are filled from ASSISTANT_NAME / ASSISTANT_AUTHOR.
+"""Data-set templates: `{{name}}` and `{{author}}` in any text, filled from ASSISTANT_NAME / ASSISTANT_AUTHOR.
 
 The filled copy keeps the template's layout (JSON array or JSON lines), is written atomically, and is the file
 that gets registered; the template itself stays in git untouched.

@@ -46,8 +46,9 @@ class FileReport:
         return sum(self.problems.values())
 
 
-def validate_file(path: Path, opts: Options, sink: ProblemSink, layout: Layout | None = None,
-                  shown: str | None = None) -> FileReport:
+def validate_file(
+    path: Path, opts: Options, sink: ProblemSink, layout: Layout | None = None, shown: str | None = None
+) -> FileReport:
     """Every problem of one file goes to `sink`; the report counts them by kind."""
     name = shown or str(path)
     report = FileReport(name)
@@ -57,14 +58,33 @@ def validate_file(path: Path, opts: Options, sink: ProblemSink, layout: Layout |
         sink.add(Problem(name, line, sample, fld, kind, message, fix))
 
     if path.suffix.lower() not in EXTENSIONS:
-        add(1, 0, "file", "file", f"extension '{path.suffix}' is not read as JSON by LLaMA-Factory",
-            "rename the file to .json (a JSON array) or .jsonl (one object per line)")
+        add(
+            1,
+            0,
+            "file",
+            "file",
+            f"extension '{path.suffix}' is not read as JSON by LLaMA-Factory",
+            "rename the file to .json (a JSON array) or .jsonl (one object per line)",
+        )
     kind, bom = sniff(path)
     if bom:
-        add(1, 0, "file", "file", "starts with a UTF-8 byte-order mark, which JSON loaders refuse",
-            "save the file as UTF-8 without BOM")
+        add(
+            1,
+            0,
+            "file",
+            "file",
+            "starts with a UTF-8 byte-order mark, which JSON loaders refuse",
+            "save the file as UTF-8 without BOM",
+        )
     if kind == "empty":
-        add(1, 0, "file", "file", "no samples", "add samples (a JSON array of objects, or one object per line)")
+        add(
+            1,
+            0,
+            "file",
+            "file",
+            "no samples",
+            "add samples (a JSON array of objects, or one object per line)",
+        )
         return report
 
     validator = SampleValidator(layout, opts.format, MediaChecker(opts.media_root))
@@ -88,18 +108,33 @@ def validate_file(path: Path, opts: Options, sink: ProblemSink, layout: Layout |
         if isinstance(sample, dict):
             earlier = dups.add(fingerprint(sample), index)
             if earlier:
-                emit("sample", "duplicate", f"same content as sample {earlier}",
-                     "remove the copy (duplicates over-weight a sample in training)")
+                emit(
+                    "sample",
+                    "duplicate",
+                    f"same content as sample {earlier}",
+                    "remove the copy (duplicates over-weight a sample in training)",
+                )
         if tokens is not None and turns is not None:
             n = tokens.count(*turns)
             if n > cutoff:
-                emit("sample", "length", f"{n} tokens (ChatML-formatted) > --cutoff-len {cutoff}",
-                     "shorten or split the sample, or raise --cutoff-len (LLaMA-Factory cuts the rest off)")
+                emit(
+                    "sample",
+                    "length",
+                    f"{n} tokens (ChatML-formatted) > --cutoff-len {cutoff}",
+                    "shorten or split the sample, or raise --cutoff-len (LLaMA-Factory cuts the rest off)",
+                )
         if progress is not None and index % PROGRESS_EVERY == 0:
             progress(name, index)
     report.layout = validator.layout
     report.format = report.layout.format if report.layout else "?"
     report.dedup_bytes = dups.nbytes
     if report.samples == 0 and not report.problems:
-        add(1, 0, "file", "file", "no samples", "add samples (a JSON array of objects, or one object per line)")
+        add(
+            1,
+            0,
+            "file",
+            "file",
+            "no samples",
+            "add samples (a JSON array of objects, or one object per line)",
+        )
     return report

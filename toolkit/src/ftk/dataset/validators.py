@@ -36,8 +36,12 @@ class SampleValidator:
 
     def check(self, sample: Any, emit: Emit) -> Turns | None:
         if not isinstance(sample, dict):
-            emit("sample", "column", f"is a JSON {_type(sample)}, not an object",
-                 "write each sample as an object like {\"instruction\": ..., \"output\": ...}")
+            emit(
+                "sample",
+                "column",
+                f"is a JSON {_type(sample)}, not an object",
+                'write each sample as an object like {"instruction": ..., "output": ...}',
+            )
             return None
         if self.layout is None and not self._infer(sample, emit):
             return None
@@ -57,8 +61,12 @@ class SampleValidator:
         fmt = self.forced or detect_format(sample)
         if fmt is None:
             keys = ", ".join(sorted(sample)) or "none"
-            emit("sample", "column", f"no alpaca or sharegpt columns (keys: {keys})",
-                 "use instruction/input/output (alpaca) or conversations / messages (sharegpt)")
+            emit(
+                "sample",
+                "column",
+                f"no alpaca or sharegpt columns (keys: {keys})",
+                "use instruction/input/output (alpaca) or conversations / messages (sharegpt)",
+            )
             return False
         layout = Layout(format=fmt)
         if fmt == "sharegpt":
@@ -81,10 +89,16 @@ class SampleValidator:
             if target in required and target not in sample:
                 continue  # reported as a missing column, with the rename as its fix
             if target and target not in sample:
-                emit(key, "column", f"column '{key}' is not read by LLaMA-Factory", f"rename it to '{target}'")
+                emit(
+                    key, "column", f"column '{key}' is not read by LLaMA-Factory", f"rename it to '{target}'"
+                )
             elif key in ("conversations", "messages") and layout.format == "sharegpt":
-                emit(key, "column", f"this file keeps its messages in '{layout.messages}' (its first sample)",
-                     f"use '{layout.messages}' in every sample")
+                emit(
+                    key,
+                    "column",
+                    f"this file keeps its messages in '{layout.messages}' (its first sample)",
+                    f"use '{layout.messages}' in every sample",
+                )
 
     def _require(self, sample: dict[str, Any], column: str, emit: Emit) -> bool:
         if column in sample:
@@ -104,8 +118,12 @@ class SampleValidator:
         prompt = _text(sample, layout.prompt, emit, required=True) if has_prompt else ""
         query = _text(sample, layout.query, emit, required=False)
         if has_prompt and prompt is not None and query is not None and not (prompt.strip() or query.strip()):
-            emit(layout.prompt, "empty", f"empty user turn ('{layout.prompt}' and '{layout.query}' are empty)",
-                 "write the instruction or remove the sample")
+            emit(
+                layout.prompt,
+                "empty",
+                f"empty user turn ('{layout.prompt}' and '{layout.query}' are empty)",
+                "write the instruction or remove the sample",
+            )
         response = _text(sample, layout.response, emit, required=True) if has_response else ""
         if has_response and response is not None and not response.strip():
             emit(layout.response, "empty", "empty answer", "write the answer the model should learn")
@@ -120,18 +138,32 @@ class SampleValidator:
             return []
         layout.seen.add(layout.history)
         if not isinstance(history, list):
-            emit(layout.history, "column", f"is a {_type(history)}, not a list of [prompt, response] pairs",
-                 'write it as [["question", "answer"], ...]')
+            emit(
+                layout.history,
+                "column",
+                f"is a {_type(history)}, not a list of [prompt, response] pairs",
+                'write it as [["question", "answer"], ...]',
+            )
             return []
         pairs = []
         for i, pair in enumerate(history):
             field = f"{layout.history}[{i}]"
             if not (isinstance(pair, list) and len(pair) == 2 and all(isinstance(x, str) for x in pair)):
-                emit(field, "column", "is not a [prompt, response] pair of strings", 'write ["question", "answer"]')
+                emit(
+                    field,
+                    "column",
+                    "is not a [prompt, response] pair of strings",
+                    'write ["question", "answer"]',
+                )
                 continue
             for j, text in enumerate(pair):
                 if not text.strip():
-                    emit(f"{field}[{j}]", "empty", "empty turn in the history", "write the text or drop the pair")
+                    emit(
+                        f"{field}[{j}]",
+                        "empty",
+                        "empty turn in the history",
+                        "write the text or drop the pair",
+                    )
             pairs.append((pair[0], pair[1]))
         return pairs
 
@@ -143,7 +175,12 @@ class SampleValidator:
         if value is None:
             return ""
         if not isinstance(value, str):
-            emit(layout.system, "column", f"is a {_type(value)}, not a string", "write the system prompt as text")
+            emit(
+                layout.system,
+                "column",
+                f"is a {_type(value)}, not a string",
+                "write the system prompt as text",
+            )
             return ""
         return value
 
@@ -154,11 +191,17 @@ class SampleValidator:
             return None
         msgs = sample[col]
         if not isinstance(msgs, list):
-            emit(col, "column", f"is a {_type(msgs)}, not a list of messages",
-                 f"write [{{\"{layout.style.role_tag}\": ..., \"{layout.style.content_tag}\": ...}}, ...]")
+            emit(
+                col,
+                "column",
+                f"is a {_type(msgs)}, not a list of messages",
+                f'write [{{"{layout.style.role_tag}": ..., "{layout.style.content_tag}": ...}}, ...]',
+            )
             return None
         if not msgs:
-            emit(col, "empty", "no messages", "add a user turn and the assistant's answer, or drop the sample")
+            emit(
+                col, "empty", "no messages", "add a user turn and the assistant's answer, or drop the sample"
+            )
             return None
         system = self._system(sample, layout, emit)
         self._tools(sample, layout, emit)
@@ -173,32 +216,47 @@ class SampleValidator:
                 if i == 0:
                     system = content or ""
                 else:
-                    emit(f"{field}.{style.role_tag}", "order", "a system message after the first message",
-                         "move the system prompt to the first message (or the 'system' column)")
+                    emit(
+                        f"{field}.{style.role_tag}",
+                        "order",
+                        "a system message after the first message",
+                        "move the system prompt to the first message (or the 'system' column)",
+                    )
                     order_ok = False
                 continue
             if role is not None and order_ok:
                 expected = style.user_side if len(turns) % 2 == 0 else style.assistant_side
                 if role not in expected:
-                    emit(f"{field}.{style.role_tag}", "order",
-                         f"'{role}' where a {'/'.join(expected)} turn must come",
-                         f"alternate {style.user_tag} and {style.assistant_tag} turns (after an optional first "
-                         f"{style.system_tag} message)")
+                    emit(
+                        f"{field}.{style.role_tag}",
+                        "order",
+                        f"'{role}' where a {'/'.join(expected)} turn must come",
+                        f"alternate {style.user_tag} and {style.assistant_tag} turns (after an optional "
+                        f"first {style.system_tag} message)",
+                    )
                     order_ok = False
             turns.append((role or "?", content or ""))
             last_role = role
         if not turns:
             emit(col, "empty", "only a system message", "add a user turn and the assistant's answer")
         elif last_role is not None and last_role not in layout.style.assistant_side:
-            emit(f"{col}[{len(msgs) - 1}]", "ending", f"the conversation ends with a '{last_role}' turn",
-                 f"end it with the {layout.style.assistant_tag} answer to learn (or drop the last turn)")
+            emit(
+                f"{col}[{len(msgs) - 1}]",
+                "ending",
+                f"the conversation ends with a '{last_role}' turn",
+                f"end it with the {layout.style.assistant_tag} answer to learn (or drop the last turn)",
+            )
         return system, turns
 
     def _message(self, msg: Any, field: str, layout: Layout, emit: Emit) -> tuple[str | None, str | None]:
         style = layout.style
         if not isinstance(msg, dict):
-            emit(field, "column", f"is a {_type(msg)}, not a message object",
-                 f"write {{\"{style.role_tag}\": ..., \"{style.content_tag}\": ...}}")
+            emit(
+                field,
+                "column",
+                f"is a {_type(msg)}, not a message object",
+                f'write {{"{style.role_tag}": ..., "{style.content_tag}": ...}}',
+            )
             return None, None
         role = msg.get(style.role_tag)
         if style.role_tag not in msg:
@@ -211,35 +269,51 @@ class SampleValidator:
         if style.content_tag not in msg:
             self._missing_key(msg, field, style.content_tag, (style.role_tag, style.content_tag), emit)
         elif not isinstance(content, str):
-            emit(f"{field}.{style.content_tag}", "column", f"is a {_type(content)}, not a string",
-                 "write the turn's text as a string")
+            emit(
+                f"{field}.{style.content_tag}",
+                "column",
+                f"is a {_type(content)}, not a string",
+                "write the turn's text as a string",
+            )
             content = None
         elif not content.strip():
-            emit(f"{field}.{style.content_tag}", "empty", "empty turn",
-                 "write the turn's text, or drop this turn and its answer")
+            emit(
+                f"{field}.{style.content_tag}",
+                "empty",
+                "empty turn",
+                "write the turn's text, or drop this turn and its answer",
+            )
         return role, content
 
-    def _missing_key(self, msg: dict[str, Any], field: str, key: str, keys: tuple[str, str], emit: Emit) -> None:
+    def _missing_key(
+        self, msg: dict[str, Any], field: str, key: str, keys: tuple[str, str], emit: Emit
+    ) -> None:
         near = [k for k in msg if k not in keys and closest(k, (key,)) == key]
         other = {"role": "from", "from": "role", "content": "value", "value": "content"}.get(key)
         if near:
             fix = f"rename '{near[0]}' to '{key}'"
         elif other in msg:
-            fix = f"this file uses '{keys[0]}'/'{keys[1]}' (set by its first message); use them in every message"
+            fix = (
+                f"this file uses '{keys[0]}'/'{keys[1]}' (like its first message); use them in every message"
+            )
         else:
             fix = f"add a '{key}' key"
         emit(f"{field}.{key}", "role", f"no '{key}' key in the message", fix)
 
     def _fix_role(self, role: Any, field: str, layout: Layout, emit: Emit) -> str | None:
         style = layout.style
-        # OpenAI-style files may call tool results 'tool' instead of 'observation': adopt it when it comes first.
+        # OpenAI-style files may call tool results 'tool', not 'observation': adopt it when it comes first.
         if role == "tool" and style is OPENAI_STYLE and not layout.fixed and "observation" not in layout.seen:
             layout.style = OPENAI_TOOL_STYLE
             return role
         hint = closest(str(role), style.roles, ROLE_ALIASES.get(style.role_tag))
         fix = f"use '{hint}'" if hint else f"use one of {', '.join(style.roles)}"
-        emit(f"{field}.{style.role_tag}", "role", f"unknown role '{role}'",
-             f"{fix} (this file uses the {style.role_tag}/{style.content_tag} tags)")
+        emit(
+            f"{field}.{style.role_tag}",
+            "role",
+            f"unknown role '{role}'",
+            f"{fix} (this file uses the {style.role_tag}/{style.content_tag} tags)",
+        )
         return None
 
     def _tools(self, sample: dict[str, Any], layout: Layout, emit: Emit) -> None:
@@ -248,16 +322,27 @@ class SampleValidator:
         layout.seen.add(layout.tools)
         tools = sample[layout.tools]
         if not isinstance(tools, str):
-            emit(layout.tools, "column", f"is a {_type(tools)}, not a string",
-                 "write the tool list as a JSON string (json.dumps of the list)")
+            emit(
+                layout.tools,
+                "column",
+                f"is a {_type(tools)}, not a string",
+                "write the tool list as a JSON string (json.dumps of the list)",
+            )
             return
         try:
             json.loads(tools)
         except json.JSONDecodeError as err:
-            emit(layout.tools, "column", f"is not valid JSON ({err.msg})", "write a JSON list of tool definitions")
+            emit(
+                layout.tools,
+                "column",
+                f"is not valid JSON ({err.msg})",
+                "write a JSON list of tool definitions",
+            )
 
     # --- media ---------------------------------------------------------------------------------------
-    def _check_media(self, sample: dict[str, Any], layout: Layout, turns: list[tuple[str, str]], emit: Emit) -> None:
+    def _check_media(
+        self, sample: dict[str, Any], layout: Layout, turns: list[tuple[str, str]], emit: Emit
+    ) -> None:
         for key, col in layout.media.items():
             items = sample.get(col)
             tag = PLACEHOLDERS[key]
@@ -265,21 +350,35 @@ class SampleValidator:
             if items is None:
                 items = []
             elif not isinstance(items, list):
-                emit(col, "column", f"is a {_type(items)}, not a list of paths", f'write ["path", ...] in \'{col}\'')
+                emit(
+                    col,
+                    "column",
+                    f"is a {_type(items)}, not a list of paths",
+                    f"write [\"path\", ...] in '{col}'",
+                )
                 continue
             else:
                 layout.seen.add(col)
             if n_tags != len(items):
                 noun = key[:-1]
-                emit(col, "placeholder", f"{n_tags} {tag} placeholder(s) in the turns but {len(items)} {noun}(s) "
-                     f"in '{col}'", f"put one {tag} in the user turns for each {noun} (LLaMA-Factory refuses the "
-                     "sample otherwise)")
+                emit(
+                    col,
+                    "placeholder",
+                    f"{n_tags} {tag} placeholder(s) in the turns but {len(items)} {noun}(s) in '{col}'",
+                    f"put one {tag} in the user turns for each {noun} (LLaMA-Factory refuses the "
+                    "sample otherwise)",
+                )
             for i, item in enumerate(items):
                 frames = item if (key == "videos" and isinstance(item, list)) else None
                 for j, path in enumerate(frames if frames is not None else [item]):
                     field = f"{col}[{i}]" + (f"[{j}]" if frames is not None else "")
                     if not isinstance(path, str):
-                        emit(field, "column", f"is a {_type(path)}, not a path", "write the file's path as a string")
+                        emit(
+                            field,
+                            "column",
+                            f"is a {_type(path)}, not a path",
+                            "write the file's path as a string",
+                        )
                         continue
                     bad = self.media.check(path, image=key == "images" or frames is not None)
                     if bad:
@@ -297,5 +396,12 @@ def _text(sample: dict[str, Any], column: str, emit: Emit, required: bool) -> st
 
 
 def _type(value: Any) -> str:
-    return {dict: "object", list: "array", str: "string", bool: "boolean", int: "number", float: "number",
-            type(None): "null"}.get(type(value), type(value).__name__)
+    return {
+        dict: "object",
+        list: "array",
+        str: "string",
+        bool: "boolean",
+        int: "number",
+        float: "number",
+        type(None): "null",
+    }.get(type(value), type(value).__name__)

@@ -1,1 +1,1 @@
-"""The download stage: fetch the base model from ModelScope (or take a local folder) and check it is complete."""
+"""The download stage: fetch the base model from ModelScope (or take a local folder), check it."""

@@ -1,7 +1,7 @@
 """ModelScope, used through its own `snapshot_download`, made to fail fast when the hub cannot be reached.
 
-ModelScope reads its retry and timeout knobs from the environment once, at import: `configure()` sets them from
-the project's settings before the first import.
+ModelScope reads its retry and timeout knobs from the environment once, at import: `configure()` sets
+them from the project's settings before the first import.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ def configure(*, cache: Path, max_retries: int, timeout: int, endpoint: str) -> 
 
 
 def probe(endpoint: str, timeout: float) -> str:
-    """'' when something answers HTTP at `endpoint` within `timeout` seconds, else why not (one short phrase)."""
+    """'' when something answers HTTP at `endpoint` within `timeout` seconds, else why not."""
     import httpx
 
     try:
@@ -44,9 +44,10 @@ def host_of(endpoint: str) -> str:
     return urlsplit(endpoint).netloc or endpoint
 
 
-def progress_callback(start: Callable[[str, int], Any], advance: Callable[[Any, int], None],
-                      end: Callable[[Any], None]) -> type:
-    """A ModelScope ProgressCallback class (it instantiates one per file) forwarding to our progress display."""
+def progress_callback(
+    start: Callable[[str, int], Any], advance: Callable[[Any, int], None], end: Callable[[Any], None]
+) -> type:
+    """A ModelScope ProgressCallback class (one instance per file) forwarding to our progress display."""
     from modelscope.hub.callback import ProgressCallback
 
     class _Forward(ProgressCallback):  # type: ignore[misc]
@@ -63,9 +64,17 @@ def progress_callback(start: Callable[[str, int], Any], advance: Callable[[Any, 
     return _Forward
 
 
-def snapshot(model_id: str, revision: str, *, cache: Path, local_dir: Path | None, offline: bool,
-             endpoint: str, callbacks: list[type] | None = None) -> Path:
-    """ModelScope's `snapshot_download`: into `local_dir` (or its own cache layout), or only resolve it offline."""
+def snapshot(
+    model_id: str,
+    revision: str,
+    *,
+    cache: Path,
+    local_dir: Path | None,
+    offline: bool,
+    endpoint: str,
+    callbacks: list[type] | None = None,
+) -> Path:
+    """ModelScope's `snapshot_download`: into `local_dir` (or its cache layout), or resolve it offline."""
     from modelscope.hub.snapshot_download import snapshot_download
 
     path = snapshot_download(

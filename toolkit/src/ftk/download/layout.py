@@ -1,8 +1,8 @@
-"""Where a ModelScope model lives in MODELSCOPE_CACHE. Light on purpose (no modelscope import): settings use it.
+"""Where a ModelScope model lives in MODELSCOPE_CACHE. Light (no modelscope import): settings use it.
 
-`ftk download` writes to `<cache>/models/<Org>/<Name>` (passed to ModelScope as `local_dir`), the layout a user
-pre-seeds by hand. Folders that ModelScope's own tools made are found too: the pre-1.38 layout (dots in the
-name spelled `___`) and the 1.38+ snapshot layout (`<Org>--<Name>/snapshots/<revision>`).
+`ftk download` writes to `<cache>/models/<Org>/<Name>` (given to ModelScope as `local_dir`), the layout a
+user pre-seeds by hand. Folders that ModelScope's own tools made are found too: the pre-1.38 layout
+(dots in the name spelled `___`) and the 1.38+ snapshot layout (`<Org>--<Name>/snapshots/<revision>`).
 """
 
 from __future__ import annotations
@@ -30,6 +30,8 @@ def cache_candidates(cache: Path, model_id: str, revision: str) -> list[Path]:
 
 def cached_model_dir(cache: Path, model_id: str, revision: str) -> Path:
     """The first candidate holding a config.json, else the folder `ftk download` will write."""
+    if not is_hub_id(model_id):
+        return cache / "models" / model_id  # not a valid id: `ftk download` says so, naming MODEL_ID
     candidates = cache_candidates(cache, model_id, revision)
     for folder in candidates:
         if (folder / "config.json").is_file():

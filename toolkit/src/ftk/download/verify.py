@@ -1,7 +1,8 @@
-"""Is a folder a complete Hugging Face model that LLaMA-Factory and vLLM can load? Every problem, one line each.
+"""Is a folder a complete Hugging Face model that LLaMA-Factory and vLLM load? Every problem, one line each.
 
-Checks: config.json, weights (safetensors headers intact, every shard an index names present), tokenizer files,
-a chat template, and the processor files of vision-language models. Cheap: reads headers, never the weights.
+Checks: config.json, weights (safetensors headers intact, every shard an index names present), tokenizer
+files, a chat template, and the processor files of vision-language models. Cheap: reads headers, not
+the weights.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ def _load_json(path: Path) -> tuple[dict[str, Any] | None, str]:
 
 
 def safetensors_problem(path: Path) -> str:
-    """Why a .safetensors file is not whole (truncated download, wrong file), or '' when its header adds up."""
+    """Why a .safetensors file is not whole (truncated, wrong file), or '' when its header adds up."""
     size = path.stat().st_size
     try:
         with path.open("rb") as f:
@@ -75,8 +76,16 @@ def _check_weights(folder: Path) -> list[Finding]:
         indexed.update(listed)
         missing = [s for s in listed if not (folder / s).is_file()]
         if missing:
-            out.append(Finding("fail", "weights", f"{index_name} lists {len(listed)} shards, missing: "
-                               + ", ".join(missing[:5]) + (" ..." if len(missing) > 5 else ""), redownload))
+            out.append(
+                Finding(
+                    "fail",
+                    "weights",
+                    f"{index_name} lists {len(listed)} shards, missing: "
+                    + ", ".join(missing[:5])
+                    + (" ..." if len(missing) > 5 else ""),
+                    redownload,
+                )
+            )
     if not shards:
         out.append(Finding("fail", "weights", "no weights (*.safetensors or *.bin)", redownload))
         return out
@@ -85,8 +94,14 @@ def _check_weights(folder: Path) -> list[Finding]:
             out.append(Finding("fail", "weights", problem, redownload))
     if not any(f.level == "fail" for f in out):
         total = sum(s.stat().st_size for s in shards)
-        out.append(Finding("ok", "weights", f"{len(shards)} file(s), {total / 2**20:.0f} MiB"
-                           + (f", index consistent ({len(indexed)} shards)" if indexed else "")))
+        out.append(
+            Finding(
+                "ok",
+                "weights",
+                f"{len(shards)} file(s), {total / 2**20:.0f} MiB"
+                + (f", index consistent ({len(indexed)} shards)" if indexed else ""),
+            )
+        )
     return out
 
 
@@ -94,8 +109,14 @@ def _check_tokenizer(folder: Path, tok_cfg: dict[str, Any] | None) -> list[Findi
     out: list[Finding] = []
     present = [n for n in TOKENIZER_FILES if (folder / n).is_file()]
     if not present:
-        out.append(Finding("fail", "tokenizer", "no tokenizer file (" + ", ".join(TOKENIZER_FILES) + ")",
-                           "copy the tokenizer files of the base model into the folder, or download it again"))
+        out.append(
+            Finding(
+                "fail",
+                "tokenizer",
+                "no tokenizer file (" + ", ".join(TOKENIZER_FILES) + ")",
+                "copy the tokenizer files of the base model into the folder, or download it again",
+            )
+        )
     elif "tokenizer.json" in present:
         data, err = _load_json(folder / "tokenizer.json")
         if data is None:
@@ -103,8 +124,14 @@ def _check_tokenizer(folder: Path, tok_cfg: dict[str, Any] | None) -> list[Findi
     if present and not any(f.level == "fail" for f in out):
         out.append(Finding("ok", "tokenizer", ", ".join(present)))
     if tok_cfg and tok_cfg.get("tokenizer_class") == "TokenizersBackend":
-        out.append(Finding("warn", "tokenizer", "tokenizer_config.json names TokenizersBackend, which transformers "
-                           "4.x cannot load", "set tokenizer_class to PreTrainedTokenizerFast (or the model's class)"))
+        out.append(
+            Finding(
+                "warn",
+                "tokenizer",
+                "tokenizer_config.json names TokenizersBackend, which transformers 4.x cannot load",
+                "set tokenizer_class to PreTrainedTokenizerFast (or the model's class)",
+            )
+        )
     return out
 
 
@@ -114,19 +141,31 @@ def _check_chat_template(folder: Path, tok_cfg: dict[str, Any] | None) -> Findin
     for name in CHAT_TEMPLATE_FILES:
         if (folder / name).is_file():
             return Finding("ok", "chat template", name)
-    return Finding("fail", "chat template", "none in tokenizer_config.json, chat_template.jinja or chat_template.json",
-                   "use the chat/instruct variant of the model, or add the chat_template of the template you train with")
+    return Finding(
+        "fail",
+        "chat template",
+        "none in tokenizer_config.json, chat_template.jinja or chat_template.json",
+        "use the chat/instruct variant of the model, or add the chat_template of the template you train with",
+    )
 
 
 def verify_model_dir(folder: Path) -> list[Finding]:
     """Everything wrong (and right) with a model folder; `fail` findings make it unusable."""
     if not folder.is_dir():
-        return [Finding("fail", "folder", f"{folder} does not exist", "run the download stage or fix MODEL_ID")]
+        return [
+            Finding("fail", "folder", f"{folder} does not exist", "run the download stage or fix MODEL_ID")
+        ]
     out: list[Finding] = []
     config, err = _load_json(folder / "config.json") if (folder / "config.json").is_file() else (None, "")
     if config is None:
-        out.append(Finding("fail", "config", err or "no config.json",
-                           "not a Hugging Face model folder: download it again or point MODEL_ID at the right folder"))
+        out.append(
+            Finding(
+                "fail",
+                "config",
+                err or "no config.json",
+                "not a Hugging Face model folder: download it again or point MODEL_ID at the right folder",
+            )
+        )
     else:
         arch = ",".join(config.get("architectures") or []) or config.get("model_type", "?")
         out.append(Finding("ok", "config", f"config.json ({arch})"))
@@ -144,9 +183,15 @@ def verify_model_dir(folder: Path) -> list[Finding]:
         if found:
             out.append(Finding("ok", "processor", ", ".join(found)))
         else:
-            out.append(Finding("fail", "processor", "vision-language model (config has vision_config) without "
-                               "preprocessor_config.json", "copy preprocessor_config.json from the base model; "
-                               "without it images are not preprocessed as in training"))
+            out.append(
+                Finding(
+                    "fail",
+                    "processor",
+                    "vision-language model (config has vision_config) without preprocessor_config.json",
+                    "copy preprocessor_config.json from the base model; "
+                    "without it images are not preprocessed as in training",
+                )
+            )
     return out
 
 

@@ -1,7 +1,7 @@
-"""API keys of the gateway, kept in one file (API_KEYS_FILE, mode 0600) that scripts/gateway.sh turns into nginx maps.
+"""Gateway API keys: one file (API_KEYS_FILE, mode 0600) that scripts/gateway.sh turns into nginx maps.
 
-File format, one key per line: ``KEY [NAME [STATUS [CREATED]]]`` separated by whitespace, ``#`` starts a comment.
-STATUS is ``active`` (default) or ``revoked`` (the gateway answers 403). A plain file with one key per line is valid.
+One key per line: ``KEY [NAME [STATUS [CREATED]]]``, whitespace-separated; ``#`` starts a comment.
+STATUS is ``active`` (default) or ``revoked`` (the gateway answers 403). One bare key per line is valid too.
 Logs and listings only ever show the key id: the first 12 hex digits of the key's sha256.
 """
 
@@ -21,7 +21,9 @@ from ftk.console import UserError
 KEY_RE = re.compile(r"^[A-Za-z0-9._~+/=-]{16,256}$")
 NAME_RE = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 STATUSES = ("active", "revoked")
-HEADER = "# ftk gateway API keys: KEY NAME STATUS CREATED (STATUS active|revoked). Secret: keep this file 0600.\n"
+HEADER = (
+    "# ftk gateway API keys: KEY NAME STATUS CREATED (STATUS active|revoked). Secret: keep this file 0600.\n"
+)
 
 
 def key_id(key: str) -> str:
@@ -60,8 +62,10 @@ def read_keys(path: Path) -> list[KeyRecord]:
             continue
         key = fields[0]
         if not KEY_RE.match(key):
-            raise UserError(f"{path}:{n}: the key is not 16-256 characters of A-Z a-z 0-9 . _ ~ + / = -; "
-                            "replace it with one from `ftk gateway keys add NAME`")
+            raise UserError(
+                f"{path}:{n}: the key is not 16-256 characters of A-Z a-z 0-9 . _ ~ + / = -; "
+                "replace it with one from `ftk gateway keys add NAME`"
+            )
         name = fields[1] if len(fields) > 1 else key_id(key)
         status = fields[2] if len(fields) > 2 else "active"
         if status not in STATUSES:
@@ -100,7 +104,9 @@ def add_key(path: Path, name: str, key: str | None = None) -> KeyRecord:
         raise UserError(f"key name '{name}' must be 1-64 characters of A-Z a-z 0-9 . _ -")
     records = read_keys(path)
     if any(r.name == name and r.status == "active" for r in records):
-        raise UserError(f"{path}: an active key named '{name}' exists; revoke it first or choose another name")
+        raise UserError(
+            f"{path}: an active key named '{name}' exists; revoke it first or choose another name"
+        )
     key = key or new_key()
     if not KEY_RE.match(key):
         raise UserError("the key must be 16-256 characters of A-Z a-z 0-9 . _ ~ + / = -")

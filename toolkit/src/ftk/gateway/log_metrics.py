@@ -1,7 +1,7 @@
-"""Prometheus metrics from the gateway's JSON access log: requests per listener, status and key id, and durations.
+"""Prometheus metrics from the gateway's JSON access log: requests per listener, status and key id; durations.
 
 nginx (open source) exports no per-status counters, so the error-rate and 429-rate alerts count the access log
-that scripts/gateway.sh configures (one JSON object per line). Follows the file across rotation and truncation.
+that scripts/gateway.sh configures (one JSON object per line), following it across rotation and truncation.
 The text exposition format is written directly: three metric families do not justify another dependency.
 """
 
@@ -77,21 +77,38 @@ class GatewayLogMetrics:
         ]
         with self.lock:
             for (listener, status, key_id), n in sorted(self.requests.items()):
-                out.append(f'ftk_gateway_requests_total{{listener="{listener}",status="{status}",key_id="{key_id}"}} {n}')
-            out += ["# HELP ftk_gateway_response_bytes_total Bytes sent to clients.",
-                    "# TYPE ftk_gateway_response_bytes_total counter"]
+                out.append(
+                    f'ftk_gateway_requests_total{{listener="{listener}",status="{status}",'
+                    f'key_id="{key_id}"}} {n}'
+                )
+            out += [
+                "# HELP ftk_gateway_response_bytes_total Bytes sent to clients.",
+                "# TYPE ftk_gateway_response_bytes_total counter",
+            ]
             for listener, n in sorted(self.bytes_sent.items()):
                 out.append(f'ftk_gateway_response_bytes_total{{listener="{listener}"}} {n}')
-            out += ["# HELP ftk_gateway_request_duration_seconds Time from the first request byte to the last response byte.",
-                    "# TYPE ftk_gateway_request_duration_seconds histogram"]
+            out += [
+                "# HELP ftk_gateway_request_duration_seconds Request time as nginx logs it.",
+                "# TYPE ftk_gateway_request_duration_seconds histogram",
+            ]
             for listener, counts in sorted(self.hist.items()):
                 for bound, n in zip((*map(str, BUCKETS), "+Inf"), counts, strict=True):
-                    out.append(f'ftk_gateway_request_duration_seconds_bucket{{listener="{listener}",le="{bound}"}} {n}')
-                out.append(f'ftk_gateway_request_duration_seconds_sum{{listener="{listener}"}} {self.hist_sum[listener]}')
-                out.append(f'ftk_gateway_request_duration_seconds_count{{listener="{listener}"}} {counts[-1]}')
-            out += ["# HELP ftk_gateway_log_lines_invalid_total Access-log lines that were not gateway JSON.",
-                    "# TYPE ftk_gateway_log_lines_invalid_total counter",
-                    f"ftk_gateway_log_lines_invalid_total {self.bad_lines}"]
+                    out.append(
+                        f'ftk_gateway_request_duration_seconds_bucket{{listener="{listener}",le="{bound}"}} '
+                        f"{n}"
+                    )
+                out.append(
+                    f'ftk_gateway_request_duration_seconds_sum{{listener="{listener}"}} '
+                    f"{self.hist_sum[listener]}"
+                )
+                out.append(
+                    f'ftk_gateway_request_duration_seconds_count{{listener="{listener}"}} {counts[-1]}'
+                )
+            out += [
+                "# HELP ftk_gateway_log_lines_invalid_total Access-log lines that were not gateway JSON.",
+                "# TYPE ftk_gateway_log_lines_invalid_total counter",
+                f"ftk_gateway_log_lines_invalid_total {self.bad_lines}",
+            ]
         return "\n".join(out) + "\n"
 
 
@@ -99,7 +116,7 @@ def serve(metrics: GatewayLogMetrics, bind: str, port: int, interval: float = 1.
     """Poll the log in a thread and answer GET /metrics until interrupted."""
 
     class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 (http.server API)
+        def do_GET(self) -> None:
             if self.path.split("?")[0] != "/metrics":
                 self.send_error(404)
                 return
@@ -110,7 +127,7 @@ def serve(metrics: GatewayLogMetrics, bind: str, port: int, interval: float = 1.
             self.end_headers()
             self.wfile.write(body)
 
-        def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+        def log_message(self, format: str, *args: object) -> None:
             pass
 
     def follow() -> None:

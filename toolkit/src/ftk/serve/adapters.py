@@ -16,6 +16,7 @@ from typing import Any
 from ftk import paths
 from ftk.serve.modelinfo import ModelInfo, TensorInfo, read_json, read_tensors
 from ftk.settings import split_list
+from ftk.vl.target_modules import classify
 
 # Ranks vLLM accepts for --max-lora-rank (vllm/config/lora.py); the planned rank is rounded up to one of them.
 VLLM_LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)
@@ -151,7 +152,9 @@ def check_targets(adapter: Adapter, model: ModelInfo) -> tuple[list[str], list[s
     if not modules:
         return problems, [f"model {model.path} has no safetensors weights; target modules of adapter "
                           f"'{adapter.name}' not compared"]
-    missing = sorted(m for m in lora if m not in modules)
+    # VL-aware comparison (ftk.vl.target_modules): Qwen-VL layout prefixes vLLM maps are not "missing".
+    vl = classify(lora, modules)
+    missing = vl.missing
     if missing:
         problems.append(
             f"adapter '{adapter.name}': {len(missing)} of {len(lora)} target modules do not exist in the served "
@@ -159,7 +162,7 @@ def check_targets(adapter: Adapter, model: ModelInfo) -> tuple[list[str], list[s
             "train the adapter on this model (module names differ, e.g. a language-model prefix)")
     bad_shapes = []
     for module, sides in sorted(lora.items()):
-        weight = model.tensors.get(f"{module}.weight")
+        weight = model.tensors.get(f"{vl.model_name.get(module, module)}.weight")
         if module in missing or weight is None or len(weight.shape) != 2:
             continue
         out_f, in_f = weight.shape
@@ -171,10 +174,8 @@ def check_targets(adapter: Adapter, model: ModelInfo) -> tuple[list[str], list[s
         problems.append(
             f"adapter '{adapter.name}': LoRA shapes do not fit the served model's weights at {len(bad_shapes)} "
             f"modules (e.g. {bad_shapes[0]}); the adapter was trained on a different base model: serve that base")
-    vision = sorted(m for m in lora if any(marker in m for marker in VISION_MARKERS))
-    if vision:
-        warnings.append(f"adapter '{adapter.name}': {len(vision)} LoRA modules are in the vision tower "
-                        f"(e.g. {vision[0]}); vLLM applies LoRA to the language model only, these are ignored")
+    problems += vl.errors(f"adapter '{adapter.name}'")
+    warnings += vl.warnings(f"adapter '{adapter.name}'")
     return problems, warnings
 
 

@@ -96,13 +96,18 @@ def main(argv: list[str] | None = None) -> int:
         tmp = KEYS_FILE.with_suffix(".tmp")
         tmp.write_text(text, encoding="utf-8")
         tmp.replace(KEYS_FILE)
-        print(f"wrote {KEYS_FILE} ({len(data['keys'])} keys, {len(data['templates'])} templates, "
-              f"llamafactory {data['llamafactory']})")
+        print(
+            f"wrote {KEYS_FILE} ({len(data['keys'])} keys, {len(data['templates'])} templates, "
+            f"llamafactory {data['llamafactory']})"
+        )
         return 0
     if args.check:
         if not KEYS_FILE.is_file() or json.loads(KEYS_FILE.read_text(encoding="utf-8")) != data:
-            print(f"{KEYS_FILE} does not match llamafactory {data['llamafactory']}; "
-                  "run: .venvs/train/bin/python -m ftk.train.lf_keys --write", file=sys.stderr)
+            print(
+                f"{KEYS_FILE} does not match llamafactory {data['llamafactory']}; "
+                "run: .venvs/train/bin/python -m ftk.train.lf_keys --write",
+                file=sys.stderr,
+            )
             return 1
         print("ok")
         return 0

@@ -60,13 +60,15 @@ def check_output(s: Settings, overwrite: bool) -> OutputState:
     adapter_dir = s.run_dir / "adapter"
     state = output_state(adapter_dir)
     if state.kind == "complete" and not overwrite:
-        raise UserError(f"{adapter_dir} already holds a completed adapter (RUN_ID={s.run_id}); use a new RUN_ID "
-                        "or pass --overwrite (the old adapter is then kept as adapter.prev)")
+        raise UserError(
+            f"{adapter_dir} already holds a completed adapter (RUN_ID={s.run_id}); use a new RUN_ID "
+            "or pass --overwrite (the old adapter is then kept as adapter.prev)"
+        )
     return state
 
 
 def set_aside(run_dir: Path) -> Path:
-    """Move the old adapter (and the run files that describe it) to runs/<id>/adapter.prev, replacing an older one."""
+    """Move the old adapter and its run files to runs/<id>/adapter.prev (replacing an older one)."""
     prev = run_dir / "adapter.prev"
     if prev.exists():
         shutil.rmtree(prev)
@@ -85,8 +87,10 @@ def model_is_multimodal(config: dict[str, Any]) -> bool:
 def check_model(model_dir: Path, source: str) -> dict[str, Any]:
     """A complete Hugging Face model folder: config.json, every weight shard, a tokenizer."""
     if not model_dir.is_dir():
-        raise UserError(f"{source}: model folder {model_dir} does not exist; run the download stage "
-                        "(scripts/download.sh) or fix MODEL_ID")
+        raise UserError(
+            f"{source}: model folder {model_dir} does not exist; run the download stage "
+            "(scripts/download.sh) or fix MODEL_ID"
+        )
     cfg_file = model_dir / "config.json"
     if not cfg_file.is_file():
         raise UserError(f"{cfg_file} is missing: {model_dir} is not a complete model; download it again")
@@ -98,13 +102,17 @@ def check_model(model_dir: Path, source: str) -> dict[str, Any]:
         shards = set(json.loads(index.read_text(encoding="utf-8")).get("weight_map", {}).values())
         missing = sorted(x for x in shards if not (model_dir / x).is_file())
         if missing:
-            raise UserError(f"{index} lists weight shards that are missing: {', '.join(missing[:3])}; "
-                            "the download is incomplete, run it again")
+            raise UserError(
+                f"{index} lists weight shards that are missing: {', '.join(missing[:3])}; "
+                "the download is incomplete, run it again"
+            )
     if not any(model_dir.glob("*.safetensors")) and not any(model_dir.glob("*.bin")):
         raise UserError(f"{model_dir} has no weights (*.safetensors or *.bin); the download is incomplete")
     if not any((model_dir / t).is_file() for t in ("tokenizer.json", "tokenizer.model", "vocab.json")):
-        raise UserError(f"{model_dir} has no tokenizer (tokenizer.json, tokenizer.model or vocab.json); "
-                        "copy the tokenizer files from the original model")
+        raise UserError(
+            f"{model_dir} has no tokenizer (tokenizer.json, tokenizer.model or vocab.json); "
+            "copy the tokenizer files from the original model"
+        )
     return config
 
 
@@ -114,13 +122,17 @@ def check_template(r: Rendered, config: dict[str, Any], model_dir: Path) -> str:
     vl_model = model_is_multimodal(config)
     archs = ",".join(config.get("architectures") or ["?"])
     if info["multimodal"] and not vl_model:
-        raise UserError(f"{r.source('template')}: template '{template}' is for vision-language models but "
-                        f"{model_dir}/config.json describes a text model ({archs}, no vision_config); "
-                        "set TEMPLATE to the model's text template")
+        raise UserError(
+            f"{r.source('template')}: template '{template}' is for vision-language models but "
+            f"{model_dir}/config.json describes a text model ({archs}, no vision_config); "
+            "set TEMPLATE to the model's text template"
+        )
     if vl_model and not info["multimodal"]:
-        raise UserError(f"{r.source('template')}: template '{template}' is text-only but {model_dir}/config.json "
-                        f"describes a vision-language model ({archs}, vision_config); set TEMPLATE to its "
-                        "vision-language template (e.g. qwen3_vl_nothink, qwen2_vl)")
+        raise UserError(
+            f"{r.source('template')}: template '{template}' is text-only but {model_dir}/config.json "
+            f"describes a vision-language model ({archs}, vision_config); set TEMPLATE to its "
+            "vision-language template (e.g. qwen3_vl_nothink, qwen2_vl)"
+        )
     return f"{template} ({'vision-language' if vl_model else 'text'}) fits {archs}"
 
 
@@ -128,8 +140,10 @@ def dataset_files(dataset_dir: Path, names: list[str]) -> dict[str, list[Path]]:
     """The files of each registered data set; unregistered names are an error with the closest name."""
     info_file = dataset_dir / "dataset_info.json"
     if not info_file.is_file():
-        raise UserError(f"{info_file} not found: register the data sets first (ftk dataset register) "
-                        "or point DATASET_DIR to the folder that holds dataset_info.json")
+        raise UserError(
+            f"{info_file} not found: register the data sets first (ftk dataset register) "
+            "or point DATASET_DIR to the folder that holds dataset_info.json"
+        )
     try:
         registry = json.loads(info_file.read_text(encoding="utf-8"))
     except json.JSONDecodeError as err:
@@ -139,14 +153,18 @@ def dataset_files(dataset_dir: Path, names: list[str]) -> dict[str, list[Path]]:
         if name not in registry:
             close = difflib.get_close_matches(name, list(registry), n=1)
             hint = f"did you mean '{close[0]}'? " if close else ""
-            raise UserError(f"DATASETS: data set '{name}' is not registered in {info_file}; {hint}"
-                            f"register it (ftk dataset register) or fix DATASETS")
+            raise UserError(
+                f"DATASETS: data set '{name}' is not registered in {info_file}; {hint}"
+                f"register it (ftk dataset register) or fix DATASETS"
+            )
         entry = registry[name]
         files: list[Path] = []
         fname = entry.get("file_name")
         if not fname:
-            raise UserError(f"{info_file}: data set '{name}' has no file_name (hub or script data sets cannot be "
-                            "checked offline); register a local file")
+            raise UserError(
+                f"{info_file}: data set '{name}' has no file_name (hub or script data sets cannot be "
+                "checked offline); register a local file"
+            )
         target = dataset_dir / fname
         if target.is_dir():
             files = sorted(p for p in target.rglob("*") if p.is_file())
@@ -159,20 +177,23 @@ def dataset_files(dataset_dir: Path, names: list[str]) -> dict[str, list[Path]]:
 
 
 def validate_datasets(dataset_dir: Path, files: dict[str, list[Path]], media_root: Path) -> None:
-    """Run the project's dataset validator (`ftk dataset validate`) on the files of every registered data set."""
+    """Run the project's dataset validator (`ftk dataset validate`) on every registered data set."""
     registry = json.loads((dataset_dir / "dataset_info.json").read_text(encoding="utf-8"))
     ftk = paths.venv_bin("toolkit", "ftk")
     cmd = [str(ftk) if ftk.exists() else "ftk", "dataset", "validate", "--media-root", str(media_root)]
     for name, data in files.items():
         fmt = registry[name].get("formatting", "alpaca")
         fmt_args = ["--format", fmt] if fmt in ("sharegpt", "alpaca") else []
-        proc = subprocess.run([*cmd, *fmt_args, *[str(f) for f in data]], capture_output=True, text=True,
-                              check=False)
+        proc = subprocess.run(
+            [*cmd, *fmt_args, *[str(f) for f in data]], capture_output=True, text=True, check=False
+        )
         if proc.returncode != 0:
             detail = (proc.stderr or proc.stdout).strip().splitlines()
             shown = "; ".join(line.strip() for line in detail[-4:]) or f"exit {proc.returncode}"
-            raise UserError(f"data set '{name}' ({', '.join(str(f) for f in files[name][:2])}) is not valid: "
-                            f"{shown}; fix it (ftk dataset validate {name})")
+            raise UserError(
+                f"data set '{name}' ({', '.join(str(f) for f in files[name][:2])}) is not valid: "
+                f"{shown}; fix it (ftk dataset validate {name})"
+            )
 
 
 def run(r: Rendered, s: Settings, state: OutputState, validate_data: bool = True) -> Report:
@@ -188,7 +209,9 @@ def run(r: Rendered, s: Settings, state: OutputState, validate_data: bool = True
     files = dataset_files(dataset_dir, names)
     if validate_data:
         validate_datasets(dataset_dir, files, s.path("media_root"))
-    report.ok("data sets", ", ".join(f"{n} ({sum(f.stat().st_size for f in fs)} bytes)" for n, fs in files.items()))
+    report.ok(
+        "data sets", ", ".join(f"{n} ({sum(f.stat().st_size for f in fs)} bytes)" for n, fs in files.items())
+    )
     report.ok("template", check_template(r, config, model_dir))
     if state.kind == "resume":
         report.ok("output", f"resuming from {state.checkpoint}")

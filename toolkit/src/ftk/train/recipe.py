@@ -6,7 +6,7 @@ A recipe is a plain LLaMA-Factory YAML file whose values may hold placeholders:
 A value that is a single placeholder keeps its type (int, float, bool); placeholders inside a longer string
 are substituted as text. A key whose value renders to null (`~`, or QUANTIZATION_BIT=0) is left out.
 Derived keys: BASE_MODEL_PATH, RUN_DIR, OUTPUT_DIR (runs/<run-id>/adapter), ADAPTER_DIR, MERGED_DIR,
-EXPORT_DIR (the temporary export folder next to MERGED_DIR), and every path setting resolved to an absolute path.
+EXPORT_DIR (the temporary export folder next to MERGED_DIR); path settings are made absolute.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from typing import Any
 import yaml
 
 from ftk.console import EXIT_USAGE, UserError
-from ftk.settings import Settings, split_list
+from ftk.settings import Settings
 from ftk.train import lf_keys
 
 PLACEHOLDER = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -92,8 +92,10 @@ def _substitute(value: Any, values: dict[str, Any], where: str) -> tuple[Any, st
             if default is None:
                 if key == "QUANTIZATION_BIT":
                     return None
-                raise UserError(f"{where}: {key} is empty and the recipe gives no default; set {key} in .env "
-                                f"or write ${{{key}:-value}} in the recipe")
+                raise UserError(
+                    f"{where}: {key} is empty and the recipe gives no default; set {key} in .env "
+                    f"or write ${{{key}:-value}} in the recipe"
+                )
             return _typed(default)
         return v
 
@@ -138,7 +140,11 @@ def _check_key(key: str, where: str) -> None:
     if key in lf_keys.known()["keys"]:
         return
     hint = closest_lf_key(key)
-    fix = f"did you mean '{hint}'?" if hint else "see LLaMA-Factory's argument list (ftk/train/llamafactory_keys.json)"
+    fix = (
+        f"did you mean '{hint}'?"
+        if hint
+        else "see LLaMA-Factory's argument list (ftk/train/llamafactory_keys.json)"
+    )
     raise UserError(f"{where}: '{key}' is not a LLaMA-Factory {lf_keys.known()['llamafactory']} key; {fix}")
 
 
@@ -178,7 +184,7 @@ def render(recipe: Path, s: Settings, kind: str, sets: dict[str, Any] | None = N
 
 
 def _inherit_from_training(out: Rendered, s: Settings) -> None:
-    """A merge writes the chat template the adapter was trained with: take it from runs/<run-id>/train.yaml."""
+    """A merge writes the chat template the adapter was trained with (runs/<run-id>/train.yaml)."""
     trained = s.run_dir / "train.yaml"
     if not trained.is_file() or s.template:
         return
@@ -208,8 +214,15 @@ def validate(r: Rendered) -> None:
         }.get(want, True)
         if not ok:
             raise UserError(f"{r.source(key)}: {value!r} is not a valid {want} for '{key}'")
-    minimum = {"lora_rank": 1, "lora_alpha": 1, "cutoff_len": 1, "per_device_train_batch_size": 1,
-               "gradient_accumulation_steps": 1, "save_steps": 1, "logging_steps": 1}
+    minimum = {
+        "lora_rank": 1,
+        "lora_alpha": 1,
+        "cutoff_len": 1,
+        "per_device_train_batch_size": 1,
+        "gradient_accumulation_steps": 1,
+        "save_steps": 1,
+        "logging_steps": 1,
+    }
     for key, low in minimum.items():
         if key in c and c[key] < low:
             raise UserError(f"{r.source(key)}: {key}={c[key]} must be >= {low}")
@@ -217,23 +230,29 @@ def validate(r: Rendered) -> None:
         if key in c and c[key] <= 0:
             raise UserError(f"{r.source(key)}: {key}={c[key]} must be > 0")
     if "quantization_bit" in c and c["quantization_bit"] not in (4, 8):
-        raise UserError(f"{r.source('quantization_bit')}: quantization_bit={c['quantization_bit']} must be 4 or 8 "
-                        "(QLoRA), or 0/empty for plain LoRA")
+        raise UserError(
+            f"{r.source('quantization_bit')}: quantization_bit={c['quantization_bit']} must be 4 or 8 "
+            "(QLoRA), or 0/empty for plain LoRA"
+        )
     template = c.get("template")
     if template is not None:
         templates = known["templates"]
         if template not in templates:
             close = difflib.get_close_matches(str(template), list(templates), n=1)
             hint = f"did you mean '{close[0]}'?" if close else "see LLaMA-Factory's template list"
-            raise UserError(f"{r.source('template')}: template '{template}' is not a LLaMA-Factory "
-                            f"{known['llamafactory']} template; {hint}")
+            raise UserError(
+                f"{r.source('template')}: template '{template}' is not a LLaMA-Factory "
+                f"{known['llamafactory']} template; {hint}"
+            )
         if templates[template]["multimodal"]:
             least = patch_pixels(str(template))
             side = int(least**0.5)
             for key in ("image_max_pixels", "video_max_pixels"):
                 if key in c and c[key] < least:
-                    raise UserError(f"{r.source(key)}: {key}={c[key]} is below one {side}x{side} patch "
-                                    f"({least} pixels) of template {template}; use at least {least}")
+                    raise UserError(
+                        f"{r.source(key)}: {key}={c[key]} is below one {side}x{side} patch "
+                        f"({least} pixels) of template {template}; use at least {least}"
+                    )
     if r.kind == "train":
         for key in ("model_name_or_path", "output_dir", "template"):
             if not c.get(key):
@@ -246,8 +265,10 @@ def validate(r: Rendered) -> None:
 
 def to_yaml(r: Rendered) -> str:
     stamp = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-    header = (f"# Rendered by `ftk config render {r.kind}` from {r.recipe} at {stamp}\n"
-              f"# for llamafactory {lf_keys.known()['llamafactory']}. This is the exact config the run used.\n")
+    header = (
+        f"# Rendered by `ftk config render {r.kind}` from {r.recipe} at {stamp}\n"
+        f"# for llamafactory {lf_keys.known()['llamafactory']}. This is the exact config the run used.\n"
+    )
     return header + yaml.safe_dump(r.config, sort_keys=False, allow_unicode=True, width=120)
 
 

@@ -22,21 +22,30 @@ import yaml
 EXIT_SAME, EXIT_ERROR, EXIT_DRIFT = 0, 1, 3
 
 SAMPLES: list[tuple[str, list[dict[str, str]]]] = [
-    ("no system message", [
-        {"role": "user", "content": "Who are you?"},
-        {"role": "assistant", "content": "I am an assistant."},
-    ]),
-    ("with a system message", [
-        {"role": "system", "content": "You answer in one sentence."},
-        {"role": "user", "content": "What is 2+2?"},
-        {"role": "assistant", "content": "It is 4."},
-    ]),
-    ("two turns", [
-        {"role": "user", "content": "Hello!"},
-        {"role": "assistant", "content": "Hi, how can I help?"},
-        {"role": "user", "content": "Name a colour."},
-        {"role": "assistant", "content": "Blue."},
-    ]),
+    (
+        "no system message",
+        [
+            {"role": "user", "content": "Who are you?"},
+            {"role": "assistant", "content": "I am an assistant."},
+        ],
+    ),
+    (
+        "with a system message",
+        [
+            {"role": "system", "content": "You answer in one sentence."},
+            {"role": "user", "content": "What is 2+2?"},
+            {"role": "assistant", "content": "It is 4."},
+        ],
+    ),
+    (
+        "two turns",
+        [
+            {"role": "user", "content": "Hello!"},
+            {"role": "assistant", "content": "Hi, how can I help?"},
+            {"role": "user", "content": "Name a colour."},
+            {"role": "assistant", "content": "Blue."},
+        ],
+    ),
 ]
 
 
@@ -52,8 +61,14 @@ def _visible(text: str) -> str:
 
 
 def _text_diff(ours: str, theirs: str) -> str:
-    lines = difflib.unified_diff(_visible(theirs).splitlines(), _visible(ours).splitlines(),
-                                 "model chat template", "LLaMA-Factory template", lineterm="", n=2)
+    lines = difflib.unified_diff(
+        _visible(theirs).splitlines(),
+        _visible(ours).splitlines(),
+        "model chat template",
+        "LLaMA-Factory template",
+        lineterm="",
+        n=2,
+    )
     return "\n".join(lines)
 
 
@@ -70,8 +85,10 @@ def _load(model: str, trust: bool) -> tuple[Any, Any, str]:
         except Exception:  # no processor: a text model without a chat template
             template = None
     if not template:
-        raise LookupError(f"{model} has no chat template (tokenizer_config.json, chat_template.jinja or "
-                          "chat_template.json); a served chat model needs one")
+        raise LookupError(
+            f"{model} has no chat template (tokenizer_config.json, chat_template.jinja or "
+            "chat_template.json); a served chat model needs one"
+        )
     return ours, theirs, template
 
 
@@ -81,13 +98,17 @@ def compare(config: dict[str, Any]) -> list[Difference]:
 
     model = str(config["model_name_or_path"])
     ours, theirs, chat_template = _load(model, bool(config.get("trust_remote_code", False)))
-    data_args = DataArguments(template=config["template"], default_system=config.get("default_system"),
-                              enable_thinking=config.get("enable_thinking", True))
+    data_args = DataArguments(
+        template=config["template"],
+        default_system=config.get("default_system"),
+        enable_thinking=config.get("enable_thinking", True),
+    )
     template = get_template_and_fix_tokenizer(ours, data_args)
 
     def served(messages: list[dict[str, str]], generation: bool) -> str:
-        return theirs.apply_chat_template(messages, chat_template=chat_template, tokenize=False,
-                                          add_generation_prompt=generation)
+        return theirs.apply_chat_template(
+            messages, chat_template=chat_template, tokenize=False, add_generation_prompt=generation
+        )
 
     diffs: list[Difference] = []
     for name, messages in SAMPLES:
@@ -126,14 +147,22 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps([d.__dict__ for d in diffs], indent=1))
     name = config["template"]
     if not diffs:
-        print(f"template {name} renders the same prompts as the model's chat template ({len(SAMPLES)} samples)")
+        print(
+            f"template {name} renders the same prompts as the model's chat template ({len(SAMPLES)} samples)"
+        )
         return EXIT_SAME
-    print(f"template drift: LLaMA-Factory template '{name}' (default_system "
-          f"{config.get('default_system')!r}) renders a different prompt than {config['model_name_or_path']}'s "
-          "chat template, which serving uses. The adapter would be served prompts it never trained on. Fix: "
-          "choose the template that matches, or set default_system in the recipe.", file=sys.stderr)
+    print(
+        f"template drift: LLaMA-Factory template '{name}' (default_system "
+        f"{config.get('default_system')!r}) renders a different prompt than {config['model_name_or_path']}'s "
+        "chat template, which serving uses. The adapter would be served prompts it never trained on. Fix: "
+        "choose the template that matches, or set default_system in the recipe.",
+        file=sys.stderr,
+    )
     for d in diffs:
-        print(f"--- sample '{d.sample}', {d.part} (- model chat template, + LLaMA-Factory):\n{d.diff}", file=sys.stderr)
+        print(
+            f"--- sample '{d.sample}', {d.part} (- model chat template, + LLaMA-Factory):\n{d.diff}",
+            file=sys.stderr,
+        )
     return EXIT_DRIFT
 
 

@@ -1,0 +1,363 @@
+"""The nginx gateway in front of real vLLM (scripts/serve.sh) on 127.0.0.1: TLS, keys, limits, JSON errors,
+internal-only endpoints, streaming, logs, and an upstream that goes away and comes back."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import socket
+import ssl
+import subprocess
+import time
+from pathlib import Path
+
+import httpx
+import openai
+import pytest
+from stack import Gateway, Vllm, require_real_parts
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory):
+    require_real_parts()
+    root = tmp_path_factory.mktemp("gw")
+    vllm = Vllm(root / "vllm").start()
+    gw = Gateway(
+        root,
+        upstreams=f"127.0.0.1:{vllm.port}",
+        vllm_key_file=vllm.key_file,
+        extra_env={
+            "RATE_LIMIT_RPS": "5",
+            "RATE_LIMIT_BURST": "5",
+            "CLIENT_MAX_BODY_SIZE": "64k",
+            "PROXY_READ_TIMEOUT": "120",
+        },
+    )
+    keys = {name: gw.add_key(name) for name in ("main", "burst", "old")}
+    revoke = subprocess.run(
+        [
+            str(
+                Path(__file__).resolve().parents[2]
+                / ".venvs"
+                / "toolkit"
+                / "bin"
+                / "ftk"
+            ),
+            "gateway",
+            "keys",
+            "revoke",
+            "old",
+            "--file",
+            str(gw.keys_file),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert revoke.returncode == 0, revoke.stderr
+    gw.start()
+    try:
+        yield {"vllm": vllm, "gw": gw, "keys": keys}
+    finally:
+        gw.stop()
+        vllm.stop()
+
+
+def error_of(resp: httpx.Response) -> dict:
+    assert resp.headers["content-type"].startswith("application/json"), resp.headers
+    body = resp.json()
+    assert set(body["error"]) >= {"message", "type", "code"}, body
+    return body["error"]
+
+
+def test_tls_handshake_against_the_generated_ca(stack) -> None:
+    gw: Gateway = stack["gw"]
+    ctx = ssl.create_default_context(cafile=str(gw.ca))
+    with (
+        socket.create_connection(("127.0.0.1", gw.https_port), timeout=10) as sock,
+        ctx.wrap_socket(sock, server_hostname="localhost") as tls,
+    ):
+        assert tls.version() in ("TLSv1.2", "TLSv1.3")
+        names = [v for _, v in tls.getpeercert()["subjectAltName"]]
+        assert "localhost" in names and "127.0.0.1" in names
+    # without the CA the certificate is not trusted
+    with (
+        pytest.raises(ssl.SSLCertVerificationError),
+        socket.create_connection(("127.0.0.1", gw.https_port)) as sock,
+    ):
+        ssl.create_default_context().wrap_socket(sock, server_hostname="localhost")
+    assert (gw.dir / "certs" / "server.key").stat().st_mode & 0o777 == 0o600
+
+
+def _handshake(port: int, version: ssl.TLSVersion) -> str:
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
+    ctx.set_ciphers(
+        "DEFAULT:@SECLEVEL=0"
+    )  # let this client offer old protocols: the server must refuse them
+    ctx.minimum_version = ctx.maximum_version = version
+    with (
+        socket.create_connection(("127.0.0.1", port), timeout=10) as sock,
+        ctx.wrap_socket(sock) as tls,
+    ):
+        return tls.version()
+
+
+def test_tls_1_1_refused_and_1_2_accepted(stack) -> None:
+    port = stack["gw"].https_port
+    assert _handshake(port, ssl.TLSVersion.TLSv1_2) == "TLSv1.2"
+    with pytest.raises(
+        ssl.SSLError, match="(?i)protocol version|unsupported protocol|no protocols"
+    ):
+        _handshake(port, ssl.TLSVersion.TLSv1_1)
+    out = subprocess.run(
+        [
+            "openssl",
+            "s_client",
+            "-connect",
+            f"127.0.0.1:{port}",
+            "-tls1_1",
+            "-cipher",
+            "DEFAULT@SECLEVEL=0",
+        ],
+        input="",
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert out.returncode != 0 and "alert protocol version" in out.stdout + out.stderr
+
+
+def test_plain_http_redirects_to_https(stack) -> None:
+    gw: Gateway = stack["gw"]
+    resp = httpx.get(
+        f"http://127.0.0.1:{gw.http_port}/v1/models?x=1", follow_redirects=False
+    )
+    assert resp.status_code == 301
+    assert (
+        resp.headers["location"] == f"https://127.0.0.1:{gw.https_port}/v1/models?x=1"
+    )
+
+
+def test_health_is_public_and_json(stack) -> None:
+    with stack["gw"].client() as c:
+        resp = c.get("/health")
+    assert resp.status_code == 200 and resp.json() == {"status": "ok"}
+    assert resp.headers["strict-transport-security"].startswith("max-age=")
+
+
+def test_missing_wrong_and_revoked_keys(stack) -> None:
+    gw: Gateway = stack["gw"]
+    with gw.client() as c:
+        missing = c.get("/v1/models")
+        wrong = c.get(
+            "/v1/models",
+            headers={"Authorization": "Bearer sk-ftk-not-a-real-key-000000"},
+        )
+        revoked = c.get(
+            "/v1/models", headers={"Authorization": f"Bearer {stack['keys']['old']}"}
+        )
+    assert missing.status_code == 401 and error_of(missing)["code"] == "missing_api_key"
+    assert wrong.status_code == 401 and error_of(wrong)["code"] == "invalid_api_key"
+    assert revoked.status_code == 403 and error_of(revoked)["code"] == "revoked_api_key"
+
+
+def test_openai_sdk_through_the_gateway(stack) -> None:
+    gw: Gateway = stack["gw"]
+    client = openai.OpenAI(
+        base_url=gw.base_url + "/v1",
+        api_key=stack["keys"]["main"],
+        http_client=httpx.Client(verify=str(gw.ca)),
+        max_retries=0,
+    )
+    assert "base" in [m.id for m in client.models.list().data]
+    raw = client.chat.completions.with_raw_response.create(
+        model="base",
+        messages=[{"role": "user", "content": "What is the capital of France?"}],
+        max_tokens=12,
+        temperature=0,
+    )
+    assert len(raw.headers["x-request-id"]) == 32
+    assert raw.parse().choices[0].message.content
+    # the client's key is not vLLM's: the gateway replaced the Authorization header
+    direct = httpx.get(
+        stack["vllm"].url + "/v1/models",
+        headers={"Authorization": f"Bearer {stack['keys']['main']}"},
+    )
+    assert direct.status_code == 401
+
+
+def test_rate_limit_429_json(stack) -> None:
+    gw: Gateway = stack["gw"]
+    with gw.client(stack["keys"]["burst"]) as c:
+        codes = [c.get("/v1/models") for _ in range(20)]
+        other = c.get(
+            "/v1/models", headers={"Authorization": f"Bearer {stack['keys']['main']}"}
+        )
+    limited = [r for r in codes if r.status_code == 429]
+    assert limited and codes[0].status_code == 200
+    assert error_of(limited[0])["code"] == "rate_limit_exceeded"
+    assert limited[0].headers["retry-after"]
+    assert other.status_code == 200, "limits are per key"
+
+
+def test_oversize_body_413_json(stack) -> None:
+    gw: Gateway = stack["gw"]
+    big = {
+        "model": "base",
+        "messages": [{"role": "user", "content": "x" * 100_000}],
+        "max_tokens": 1,
+    }
+    with gw.client(stack["keys"]["main"]) as c:
+        resp = c.post("/v1/chat/completions", json=big)
+        small = c.post(
+            "/v1/chat/completions",
+            json={**big, "messages": [{"role": "user", "content": "x" * 50_000}]},
+        )
+    assert resp.status_code == 413 and error_of(resp)["code"] == "request_too_large"
+    assert (
+        small.status_code != 413
+    )  # vLLM itself answers (a prompt longer than the context: 400)
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/metrics",
+        "/v1/load_lora_adapter",
+        "/v1/unload_lora_adapter",
+        "/tokenize",
+        "/detokenize",
+        "/version",
+        "/docs",
+        "/openapi.json",
+        "/nginx_status",
+    ],
+)
+def test_admin_endpoints_only_on_the_internal_listener(stack, path: str) -> None:
+    gw: Gateway = stack["gw"]
+    with gw.client(stack["keys"]["main"]) as c:
+        public = (
+            c.post(path, json={})
+            if "lora" in path or "tokenize" in path
+            else c.get(path)
+        )
+    assert public.status_code == 404 and error_of(public)["code"] == "not_found"
+    if path in ("/metrics", "/version", "/nginx_status"):
+        internal = httpx.get(gw.internal_url + path)
+        assert internal.status_code == 200, internal.text
+        if path == "/metrics":
+            assert "vllm:num_requests_running" in internal.text
+
+
+def test_internal_listener_reaches_vllm_with_the_shared_key(stack) -> None:
+    resp = httpx.get(stack["gw"].internal_url + "/v1/models")
+    assert resp.status_code == 200 and resp.json()["data"][0]["id"] == "base"
+
+
+def test_first_streamed_chunk_arrives_long_before_the_end(stack) -> None:
+    gw: Gateway = stack["gw"]
+    body = {
+        "model": "base",
+        "messages": [{"role": "user", "content": "Tell me a long story about a cat."}],
+        "max_tokens": 96,
+        "stream": True,
+        "ignore_eos": True,
+        "temperature": 0,
+    }
+    arrivals: list[float] = []
+    with gw.client(stack["keys"]["main"]) as c:
+        start = time.monotonic()
+        with c.stream("POST", "/v1/chat/completions", json=body) as resp:
+            assert resp.status_code == 200
+            for line in resp.iter_lines():
+                if line.startswith("data: ") and line != "data: [DONE]":
+                    arrivals.append(time.monotonic() - start)
+    assert len(arrivals) >= 50
+    first, last = arrivals[0], arrivals[-1]
+    assert last > 1.0, "generation too short to tell streaming from buffering"
+    assert first < 0.3 * last, (
+        f"first chunk at {first:.2f}s, last at {last:.2f}s: the gateway buffers"
+    )
+    # chunks keep arriving spread over the generation, not in one burst at the end
+    assert arrivals[len(arrivals) // 2] < 0.8 * last
+
+
+def test_client_disconnect_is_passed_on(stack) -> None:
+    gw: Gateway = stack["gw"]
+    body = {
+        "model": "base",
+        "messages": [{"role": "user", "content": "Count to one thousand."}],
+        "max_tokens": 400,
+        "stream": True,
+        "ignore_eos": True,
+    }
+    with (
+        gw.client(stack["keys"]["main"]) as c,
+        c.stream("POST", "/v1/chat/completions", json=body) as resp,
+    ):
+        for _ in resp.iter_lines():
+            break
+    # vLLM sees the abort: nothing keeps running
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        metrics = httpx.get(gw.internal_url + "/metrics").text
+        running = [
+            ln
+            for ln in metrics.splitlines()
+            if ln.startswith("vllm:num_requests_running")
+        ]
+        if running and all(float(ln.split()[-1]) == 0 for ln in running):
+            break
+        time.sleep(0.5)
+    else:
+        pytest.fail("vLLM kept generating after the client went away")
+
+
+def test_json_access_log_without_keys(stack) -> None:
+    gw: Gateway = stack["gw"]
+    with gw.client(stack["keys"]["main"]) as c:
+        rid = c.get("/v1/models", headers={"X-Model": "base"}).headers["x-request-id"]
+    time.sleep(0.5)
+    records = [json.loads(line) for line in gw.access_log.read_text().splitlines()]
+    mine = [r for r in records if r["request_id"] == rid]
+    assert len(mine) == 1
+    rec = mine[0]
+    assert (
+        rec["key_id"] == hashlib.sha256(stack["keys"]["main"].encode()).hexdigest()[:12]
+    )
+    assert (
+        rec["status"] == 200
+        and rec["model"] == "base"
+        and rec["upstream_response_time"] not in ("", "-")
+    )
+    assert {"time", "path", "bytes_sent", "request_time", "upstream_status"} <= set(rec)
+
+
+def test_upstream_stopped_gives_503_then_recovers(stack) -> None:
+    gw: Gateway = stack["gw"]
+    vllm: Vllm = stack["vllm"]
+    vllm.stop()
+    with gw.client(stack["keys"]["main"]) as c:
+        down = c.get("/v1/models")
+        health = c.get("/health")
+    assert down.status_code == 503 and error_of(down)["code"] == "upstream_unavailable"
+    assert down.headers["retry-after"]
+    assert health.status_code == 503 and health.json()["status"] == "unavailable"
+    vllm.start()
+    with gw.client(stack["keys"]["main"]) as c:
+        assert c.get("/health").status_code == 200
+        assert c.get("/v1/models").status_code == 200
+
+
+def test_no_key_in_any_log(stack) -> None:
+    """Runs last: every request above went through; neither client keys nor vLLM's key were written anywhere."""
+    gw: Gateway = stack["gw"]
+    secrets = [*stack["keys"].values(), stack["vllm"].key_file.read_text().strip()]
+    logs = [*sorted((gw.prefix / "logs").glob("*")), stack["vllm"].log]
+    assert gw.access_log.stat().st_size > 0
+    for log in logs:
+        text = log.read_text(errors="replace")
+        for secret in secrets:
+            assert secret not in text, f"a key appears in {log}"

@@ -1,0 +1,103 @@
+"""`ftk merge check-base|finish|verify`: the Python side of scripts/merge.sh."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from ftk.console import EXIT_INVALID, UserError, console, err_console, info
+
+merge_app = typer.Typer(
+    help="Adapter merges: base check, servable export, verification.", no_args_is_help=True
+)
+
+
+@merge_app.command("check-base")
+def check_base(
+    adapter: Path = typer.Option(..., "--adapter", help="LoRA adapter folder"),
+    base: Path = typer.Option(..., "--base", help="base model folder the merge uses"),
+) -> None:
+    """Exit 1 when the adapter was trained on another base model (paths, config and LoRA shapes compared)."""
+    from ftk.merge import base_check
+
+    for note in base_check.check(adapter.resolve(), base.resolve()):
+        info(note)
+    console.print(f"[green]ok[/] {adapter} belongs to {base}")
+
+
+@merge_app.command("finish")
+def finish(
+    export: Path = typer.Argument(..., help="the folder `llamafactory-cli export` wrote"),
+    base: Path = typer.Option(..., "--base", help="the base model folder (source of missing files)"),
+) -> None:
+    """Make an export servable: copy processor, chat template and generation files; fix configs for 4.x."""
+    from ftk.merge import finish as finishing
+
+    try:
+        actions = finishing.make_servable(export, base)
+    except FileNotFoundError as err:
+        raise UserError(str(err)) from None
+    for action in actions:
+        info(action)
+    console.print(f"[green]ok[/] {export} is servable ({len(actions)} fixes)")
+
+
+@merge_app.command("verify")
+def verify(
+    merged: Path = typer.Argument(..., help="merged model folder"),
+    base: Path = typer.Option(..., "--base", help="base model folder"),
+    adapter: Path = typer.Option(..., "--adapter", help="LoRA adapter folder"),
+    prompts: int = typer.Option(3, "--prompts", min=1, max=6, help="how many prompts to compare"),
+    max_new_tokens: int = typer.Option(24, "--max-new-tokens", min=1),
+    dtype: str = typer.Option(
+        "float32", "--dtype", help="float32 (identical output expected), bfloat16, float16"
+    ),
+) -> None:
+    """Greedy outputs of MERGED against BASE + ADAPTER; exit 1 on any difference. Lists MERGED's files."""
+    from ftk.merge import verify as verifying
+
+    for folder, what in ((merged, "merged model"), (base, "base model"), (adapter, "adapter")):
+        if not folder.is_dir():
+            raise UserError(f"{what} folder {folder} does not exist")
+    try:
+        results = verifying.compare(merged, base, adapter, prompts, max_new_tokens, dtype)
+    except (OSError, ValueError) as err:
+        raise UserError(f"could not load the models: {err}") from None
+    table = Table(title=f"greedy output, {dtype}: base + adapter vs merged", show_lines=True)
+    table.add_column("prompt")
+    table.add_column("base + adapter")
+    table.add_column("merged")
+    table.add_column("same")
+    for r in results:
+        table.add_row(
+            r.prompt, r.expected, r.expected if r.same else r.got, "[green]yes[/]" if r.same else "[red]NO[/]"
+        )
+    console.print(table)
+    files = Table(title=f"{merged}")
+    files.add_column("file")
+    files.add_column("MB", justify="right")
+    files.add_column("what it is for")
+    for name, size, purpose in verifying.files(merged):
+        files.add_row(name, f"{size / 1e6:.1f}", purpose)
+    console.print(files)
+    bad = [r for r in results if not r.same]
+    if bad:
+        for r in bad:
+            err_console.print(
+                f"[red]mismatch[/] on prompt {r.prompt!r}: base + adapter said {r.expected!r}, "
+                f"merged said {r.got!r}",
+                markup=True,
+                soft_wrap=True,
+            )
+        raise UserError(
+            f"{merged} does not reproduce base + adapter on {len(bad)} of {len(results)} prompts; "
+            "do not serve it: merge again (scripts/merge.sh) and check export dtype/adapter",
+            EXIT_INVALID,
+        )
+    console.print(f"[green]ok[/] {merged}: identical greedy output on {len(results)} prompts")
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(merge_app, name="merge")

@@ -1,0 +1,42 @@
+"""Model checks: the default model matches its manifest; the base model (MODEL_ID) is complete."""
+
+from __future__ import annotations
+
+from ftk.doctor.registry import Result, check, failed, passed, warned
+from ftk.settings import Settings
+
+
+@check("default model", stage="model")
+def default_model(s: Settings) -> Result:
+    from ftk.console import UserError
+    from ftk.model import default
+
+    folder = s.path("models_dir") / default.MODEL_NAME
+    try:
+        verdict = default.status(folder)
+    except UserError as err:
+        return failed(str(err), "run `make setup`")
+    if verdict.ok:
+        return passed(f"{folder} matches its manifest")
+    more = f" (+{len(verdict.problems) - 1} more)" if len(verdict.problems) > 1 else ""
+    return failed(f"{folder}: {verdict.problems[0]}{more}", "run `ftk model default` (rebuilds it)")
+
+
+@check("base model", stage="download")
+def base_model(s: Settings) -> list[Result]:
+    from ftk.download.verify import verify_model_dir
+
+    folder = s.base_model_path
+    if not folder.is_dir():
+        return [
+            warned(
+                f"MODEL_ID={s.model_id}: {folder} is not there yet",
+                "run the download stage: scripts/download.sh (docker compose --profile download up)",
+            )
+        ]
+    findings = verify_model_dir(folder)
+    bad = [f for f in findings if f.level == "fail"]
+    if bad:
+        return [failed(f"{folder}: {f.what}: {f.detail}", f.fix, f.what) for f in bad]
+    warns = [warned(f"{folder}: {f.detail}", f.fix, f.what) for f in findings if f.level == "warn"]
+    return [passed(f"{folder} complete (config, weights, tokenizer, chat template)"), *warns]

@@ -1,0 +1,102 @@
+"""Greedy outputs of a merged model against its base + adapter (transformers + peft, one after the other).
+
+In float32 a correct merge gives identical token ids; any difference is reported with its prompt.
+Runs in the train venv (peft). Models are loaded one at a time so memory holds one model.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+PROMPTS = (
+    "Who are you?",
+    "What is the capital of France?",
+    "Name three colours.",
+    "Write one sentence about rivers.",
+    "What is 12 times 7?",
+    "Say hello in French.",
+)
+
+
+@dataclass
+class Comparison:
+    prompt: str
+    expected: str  # base + adapter
+    got: str  # merged
+    same: bool
+
+
+def _model_class(folder: Path) -> Any:
+    import transformers
+
+    config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    if "vision_config" in config:
+        return transformers.AutoModelForImageTextToText
+    return transformers.AutoModelForCausalLM
+
+
+def _generate(model: Any, tokenizer: Any, prompts: list[str], max_new_tokens: int) -> list[list[int]]:
+    import torch
+
+    outs = []
+    for prompt in prompts:
+        text = tokenizer.apply_chat_template(
+            [{"role": "user", "content": prompt}], tokenize=False, add_generation_prompt=True
+        )
+        ids = tokenizer(text, return_tensors="pt", add_special_tokens=False)
+        with torch.no_grad():
+            out = model.generate(
+                **ids,
+                max_new_tokens=max_new_tokens,
+                do_sample=False,
+                num_beams=1,
+                pad_token_id=tokenizer.pad_token_id or tokenizer.eos_token_id,
+            )
+        outs.append(out[0, ids["input_ids"].shape[1] :].tolist())
+    return outs
+
+
+def compare(
+    merged: Path,
+    base: Path,
+    adapter: Path,
+    n_prompts: int = 3,
+    max_new_tokens: int = 24,
+    dtype: str = "float32",
+) -> list[Comparison]:
+    import torch
+    from peft import PeftModel
+    from transformers import AutoTokenizer
+
+    torch_dtype = getattr(torch, dtype)
+    prompts = list(PROMPTS[: max(1, n_prompts)])
+    tokenizer = AutoTokenizer.from_pretrained(merged)
+    cls = _model_class(base)
+    model = cls.from_pretrained(base, dtype=torch_dtype)
+    model = PeftModel.from_pretrained(model, adapter).eval()
+    expected = _generate(model, tokenizer, prompts, max_new_tokens)
+    del model
+    gc.collect()
+    model = _model_class(merged).from_pretrained(merged, dtype=torch_dtype).eval()
+    got = _generate(model, tokenizer, prompts, max_new_tokens)
+    del model
+    gc.collect()
+    return [
+        Comparison(
+            p,
+            tokenizer.decode(e, skip_special_tokens=True),
+            tokenizer.decode(g, skip_special_tokens=True),
+            e == g,
+        )
+        for p, e, g in zip(prompts, expected, got, strict=True)
+    ]
+
+
+def files(merged: Path) -> list[tuple[str, int, str]]:
+    from ftk.merge.finish import purpose
+
+    return [(p.name, p.stat().st_size, purpose(p.name)) for p in sorted(merged.iterdir()) if p.is_file()]
