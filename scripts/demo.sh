@@ -26,17 +26,15 @@ set -Eeuo pipefail
 # shellcheck source=scripts/lib/checks.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib/checks.sh"
 
-DEMO_DIR="$FTK_HOME/runs/demo"
-STAGES_DIR="$DEMO_DIR/stages"
-LOG_DIR="$DEMO_DIR/logs"
-PID_DIR="$DEMO_DIR/pids"
-SECRETS_DIR="$DEMO_DIR/secrets"
 ADAPTER_NAME=identity
 declare -a TABLE=()
 
 # demo_env: the demo's settings, exported so every stage (and the smoke test) sees the same values.
 demo_env() {
 	load_env
+	# RUN_ID=demo keeps everything of the demo in RUNS_DIR/demo (runs/demo by default)
+	DEMO_DIR="$(ftk_path "${RUNS_DIR:-runs}")/demo"
+	STAGES_DIR="$DEMO_DIR/stages" LOG_DIR="$DEMO_DIR/logs" PID_DIR="$DEMO_DIR/pids" SECRETS_DIR="$DEMO_DIR/secrets"
 	export RUN_ID=demo ALLOW_CPU=true DATASETS=identity
 	export TRAIN_RECIPE="configs/train/text_lora_sft_cpu.yaml"
 	export MODEL_ID="${MODEL_ID:-models/SmolLM2-135M-Instruct}"
@@ -76,9 +74,17 @@ pid_alive() {
 start_bg() {
 	local name="$1" log="$2"
 	shift 2
-	setsid "$@" >"$log" 2>&1 </dev/null &
-	printf '%s\n' "$!" >"$PID_DIR/$name.pid"
-	info "$name started (pid $!, log ${log#"$FTK_HOME"/})"
+	local pidfile="$PID_DIR/$name.pid" i
+	rm -f "$pidfile"
+	# the new session's leader writes its own pid, then becomes CMD (exec): the pid is the process group to stop
+	# shellcheck disable=SC2016 # expanded by the inner bash
+	setsid bash -c 'printf "%s\n" "$$" >"$0"; exec "$@"' "$pidfile" "$@" >"$log" 2>&1 </dev/null &
+	for ((i = 0; i < 50; i++)); do
+		[[ -s "$pidfile" ]] && break
+		sleep 0.1
+	done
+	[[ -s "$pidfile" ]] || die "$name did not start; see $log"
+	info "$name started (pid $(cat "$pidfile"), log ${log#"$FTK_HOME"/})"
 }
 
 # stop_pid NAME: stop the process group of a pid file the demo wrote, and remove the file.
@@ -103,8 +109,8 @@ down() {
 		info "nothing to stop: no $PID_DIR"
 		return 0
 	}
-	GATEWAY_PREFIX="$DEMO_DIR/gateway" "$FTK_HOME/scripts/gateway.sh" --stop || true
-	MONITOR_DIR="$DEMO_DIR/monitor" "$FTK_HOME/scripts/monitor.sh" --stop || true
+	"$FTK_HOME/scripts/gateway.sh" --stop || true
+	"$FTK_HOME/scripts/monitor.sh" --stop || true
 	local file
 	for file in "$PID_DIR"/*.pid; do
 		[[ -e "$file" ]] || continue
@@ -247,15 +253,29 @@ run_stage() {
 	fi
 	step "$name: $what"
 	start="$(now)"
-	{
-		printf '=== %s %s: %s\n' "$(date -u +%FT%TZ)" "$name" "$what"
-		"stage_$name"
-	} >>"$log" 2>&1 || rc=$?
+	printf '=== %s %s: %s\n' "$(date -u +%FT%TZ)" "$name" "$what" >>"$log"
+	# a subshell outside any `||` so that set -e holds inside the stage; output to its log (and the terminal
+	# unless DEMO_QUIET=1, so long stages such as training show their progress)
+	set +e
+	if [[ "${DEMO_QUIET:-0}" == 1 ]]; then
+		(
+			set -Eeuo pipefail
+			"stage_$name"
+		) >>"$log" 2>&1
+		rc=$?
+	else
+		(
+			set -Eeuo pipefail
+			"stage_$name"
+		) 2>&1 | tee -a "$log" | sed -u "s/^/  [$name] /" >&2
+		rc="${PIPESTATUS[0]}"
+	fi
+	set -e
 	secs="$(awk -v a="$start" -v b="$(now)" 'BEGIN {printf "%.1f", b - a}')"
 	if ((rc != 0)); then
 		TABLE+=("$name|FAILED|$secs|${log#"$FTK_HOME"/}")
 		print_table
-		tail -n 25 "$log" >&2
+		[[ "${DEMO_QUIET:-0}" == 1 ]] && tail -n 25 "$log" >&2
 		die "demo failed at stage '$name' ($what) after ${secs}s: exit $rc; full log: $log"
 	fi
 	touch "$STAGES_DIR/$name.done"

@@ -192,6 +192,20 @@ render() {
 	info "rendered $TEMPLATE_DIR into $GATEWAY_PREFIX/conf (upstreams: ${GATEWAY_UPSTREAM_SERVERS//max_fails=3 fail_timeout=10s;/})"
 }
 
+# worker_can_reach: nginx workers (GATEWAY_USER_DIRECTIVE's user when run as root) must traverse every folder
+# above GATEWAY_PREFIX to read html/ and write temp/ (request bodies, buffered responses).
+worker_can_reach() {
+	[[ -n "$GATEWAY_USER_DIRECTIVE" ]] || return 0
+	local dir="$GATEWAY_PREFIX"
+	while [[ "$dir" != / ]]; do
+		if [[ ! "$(stat -c %A "$dir")" =~ [xt]$ ]]; then
+			_GW_BLOCKER="$dir"
+			return 1
+		fi
+		dir="$(dirname "$dir")"
+	done
+}
+
 nginx_cmd() {
 	"$(nginx_bin)" -p "$GATEWAY_PREFIX/" -c "$GATEWAY_PREFIX/conf/nginx.conf" -e "$GATEWAY_PREFIX/logs/error.log" "$@"
 }
@@ -273,6 +287,9 @@ main() {
 	info "gateway: rendering nginx config into $GATEWAY_PREFIX, then $mode"
 	render
 	check_config
+	if [[ "$mode" != --render-only ]] && ! worker_can_reach; then
+		die "nginx workers ($GATEWAY_USER_DIRECTIVE) cannot reach $GATEWAY_PREFIX: $_GW_BLOCKER is mode $(stat -c %a "$_GW_BLOCKER"); choose a GATEWAY_PREFIX under folders others can traverse, or chmod o+x $_GW_BLOCKER"
+	fi
 	case "$mode" in
 	--render-only) ok "rendered $GATEWAY_PREFIX/conf/nginx.conf" ;;
 	--reload)

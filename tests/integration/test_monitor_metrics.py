@@ -48,7 +48,7 @@ def live(tmp_path_factory: pytest.TempPathFactory):
     # runtime LoRA on: vLLM then exports vllm:lora_requests_info, which the dashboard shows
     vllm = Vllm(
         root / "vllm", extra_env={"ALLOW_RUNTIME_LORA": "true", "MAX_LORA_RANK": "8"}
-    ).start()
+    )
     prom_port = free_port()
     env = base_env(
         MONITOR_DIR=str(root / "monitor"),
@@ -57,20 +57,23 @@ def live(tmp_path_factory: pytest.TempPathFactory):
         PROMETHEUS_VLLM_TARGETS=f"127.0.0.1:{vllm.port}",
         GATEWAY_METRICS_PORT=str(free_port()),
     )
-    res = subprocess.run(
-        [str(HOME / "scripts" / "monitor.sh"), "--daemon"],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-        check=False,
-    )
-    assert res.returncode == 0, res.stderr
-    key = vllm.key_file.read_text().strip()
-    headers = {"Authorization": f"Bearer {key}"}
+    monitor = [str(HOME / "scripts" / "monitor.sh")]
     try:
+        vllm.start()
+        res = subprocess.run(
+            [*monitor, "--daemon"],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=120,
+            check=False,
+        )
+        assert res.returncode == 0, res.stderr
+        headers = {"Authorization": f"Bearer {vllm.key_file.read_text().strip()}"}
         with httpx.Client(base_url=vllm.url, headers=headers, timeout=120) as c:
-            for i in range(3):
+            for i in range(
+                3
+            ):  # traffic while Prometheus scrapes every second: rates and quantiles get data
                 body = {
                     "model": "base",
                     "messages": [{"role": "user", "content": f"Say hello {i}"}],
@@ -82,6 +85,7 @@ def live(tmp_path_factory: pytest.TempPathFactory):
                 ) as r:
                     assert r.status_code == 200
                     r.read()
+                time.sleep(1.5)
             metrics = c.get("/metrics").text
         yield {
             "metrics": metrics,
@@ -89,12 +93,7 @@ def live(tmp_path_factory: pytest.TempPathFactory):
             "vllm": vllm,
         }
     finally:
-        subprocess.run(
-            [str(HOME / "scripts" / "monitor.sh"), "--stop"],
-            env=env,
-            capture_output=True,
-            check=False,
-        )
+        subprocess.run([*monitor, "--stop"], env=env, capture_output=True, check=False)
         vllm.stop()
 
 

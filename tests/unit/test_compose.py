@@ -435,6 +435,7 @@ def test_long_running_services_restart_and_have_healthchecks():
 def test_gateway_waits_for_a_healthy_vllm():
     dep = services()["gateway"]["depends_on"]
     assert dep["serve"]["condition"] == "service_healthy", f"gateway depends_on serve: {dep}"
+    assert dep["serve"].get("restart") is True, "gateway must restart when serve is recreated (new address)"
 
 
 def test_every_image_is_pinned():
@@ -449,6 +450,11 @@ def test_every_image_is_pinned():
             assert image.endswith(f":{tag}"), f"service {name}: {image} must be tagged FTK_IMAGE_TAG ({tag})"
             assert svc.get("build"), (
                 f"service {name}: {image} is built from docker/, but has no build section"
+            )
+            dockerfile = Path(svc["build"]["context"]) / svc["build"]["dockerfile"]
+            assert dockerfile.is_file(), f"service {name}: {dockerfile} does not exist"
+            assert dockerfile.parent.name == image.split(":")[0].removeprefix("ftk-"), (
+                f"service {name}: image {image} is built from {dockerfile}"
             )
     args = services()["serve"]["build"]["args"]
     assert args["VLLM_IMAGE"] == env_example()["VLLM_IMAGE"], (

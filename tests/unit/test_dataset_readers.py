@@ -66,3 +66,13 @@ def test_jsonl_reader_keeps_going_after_a_bad_line(tmp_path):
     assert [type(r) for r in recs] == [Record, ParseIssue, Record]
     assert [(r.index, r.line) for r in recs] == [(1, 1), (2, 3), (3, 4)]
     assert not recs[1].fatal
+
+
+@pytest.mark.parametrize("chunk", [4, 1 << 20])
+def test_array_reader_places_an_encoding_error_on_its_line(tmp_path, chunk):
+    f = tmp_path / "d.json"
+    f.write_bytes(b'[{"a": 1},\n{"a": "caf\xe9"}]')
+    *records, issue = list(iter_samples(f, chunk=chunk))
+    assert [r.value for r in records] == [{"a": 1}]
+    assert isinstance(issue, ParseIssue) and issue.fatal and issue.line == 2
+    assert "invalid UTF-8 (byte 21)" in issue.message

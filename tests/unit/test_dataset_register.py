@@ -351,3 +351,45 @@ def test_unreadable_image_is_reported(tmp_path, monkeypatch):
     assert (
         os.access(tmp_path / "x.png", os.R_OK) is False
     )  # the patch is what the checker saw
+
+
+def test_validate_a_registered_name_uses_its_own_columns_and_tags(dsdir):
+    # an entry written by hand with non-default names: LLaMA-Factory reads 'dialog' with speaker/text tags
+    (dsdir / "custom.jsonl").write_text(
+        '{"dialog": [{"speaker": "q", "text": "hi"}, {"speaker": "a", "text": "hello"}]}\n'
+        '{"dialog": [{"speaker": "a", "text": "hi"}, {"speaker": "q", "text": "hello"}]}\n'
+    )
+    tags = {
+        "role_tag": "speaker",
+        "content_tag": "text",
+        "user_tag": "q",
+        "assistant_tag": "a",
+    }
+    entry = {
+        "file_name": "custom.jsonl",
+        "formatting": "sharegpt",
+        "columns": {"messages": "dialog"},
+        "tags": tags,
+    }
+    (dsdir / "dataset_info.json").write_text(json.dumps({"custom": entry}))
+    r = run_ftk(
+        "dataset",
+        "validate",
+        "custom",
+        "--dataset-dir",
+        str(dsdir),
+        "--media-root",
+        str(dsdir),
+    )
+    assert r.returncode == 1, r.stdout + r.stderr
+    lines = [x for x in r.stdout.splitlines() if "custom.jsonl:" in x]
+    assert len(lines) == 2, lines  # sample 2: out of order, and it ends with the user
+    assert (
+        "custom.jsonl:2: sample 2: dialog[0].speaker: 'a' where a q/observation turn must come"
+        in lines[0]
+    )
+    r = run_ftk("dataset", "validate", "nosuch", "--dataset-dir", str(dsdir))
+    assert (
+        r.returncode == 2
+        and "nosuch: no such file, nor a data set registered" in r.stderr
+    )

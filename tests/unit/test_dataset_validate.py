@@ -363,58 +363,49 @@ def test_bad_json_in_an_array_names_line_and_column(tmp_path):
     assert "the rest of the file was not checked" in r.stdout
 
 
-@pytest.mark.parametrize(
-    ("text", "expected"),
-    [
-        (
-            '[{"instruction": "a", "output": "b"},]',
-            "sample 2: json: invalid JSON: trailing comma",
-        ),
-        (
-            '[{"instruction": "a", "output": "b"}',
-            "sample 2: json: invalid JSON: expecting ',' or ']'",
-        ),
-        (
-            '[{"instruction": "a", "output": "b"}] x',
-            "sample 1: json: invalid JSON: extra data after the closing ']'",
-        ),
-    ],
-)
-def test_broken_array_structure(tmp_path, text, expected):
-    f = tmp_path / "a.json"
-    f.write_text(text)
-    r = run_ftk("dataset", "validate", str(f))
-    assert r.returncode == 1
-    assert f"{f}:1: {expected}" in r.stdout
+# Small broken files, all validated by one run of the CLI (one per file would cost a process start each).
+BROKEN_FILES: dict[str, tuple[bytes, str]] = {
+    "trailing.json": (
+        b'[{"instruction": "a", "output": "b"},]',
+        "sample 2: json: invalid JSON: trailing comma",
+    ),
+    "unclosed.json": (
+        b'[{"instruction": "a", "output": "b"}',
+        "sample 2: json: invalid JSON: expecting ',' or ']'",
+    ),
+    "extra.json": (
+        b'[{"instruction": "a", "output": "b"}] x',
+        "sample 1: json: invalid JSON: extra data after the closing ']'",
+    ),
+    "empty.jsonl": (b"\n\n", "file: no samples"),
+    "bom.jsonl": (
+        b'\xef\xbb\xbf{"instruction": "a", "output": "b"}\n',
+        "file: starts with a UTF-8 byte-order mark",
+    ),
+    "data.txt": (
+        b'{"instruction": "a", "output": "b"}\n',
+        "file: extension '.txt' is not read as JSON",
+    ),
+    "latin1.jsonl": (
+        b'{"instruction": "caf\xe9", "output": "b"}\n',
+        "sample 1: json: invalid UTF-8",
+    ),
+}
 
 
-@pytest.mark.parametrize(
-    ("name", "data", "expected"),
-    [
-        ("empty.jsonl", b"\n\n", "file: no samples"),
-        (
-            "bom.jsonl",
-            b'\xef\xbb\xbf{"instruction": "a", "output": "b"}\n',
-            "file: starts with a UTF-8 byte-order mark",
-        ),
-        (
-            "data.txt",
-            b'{"instruction": "a", "output": "b"}\n',
-            "file: extension '.txt' is not read as JSON",
-        ),
-        (
-            "latin1.jsonl",
-            b'{"instruction": "caf\xe9", "output": "b"}\n',
-            "sample 1: json: invalid UTF-8",
-        ),
-    ],
-)
-def test_file_level_problems(tmp_path, name, data, expected):
-    f = tmp_path / name
-    f.write_bytes(data)
-    r = run_ftk("dataset", "validate", str(f))
+@pytest.fixture(scope="module")
+def broken_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("broken")
+    for name, (data, _) in BROKEN_FILES.items():
+        (root / name).write_bytes(data)
+    return root, run_ftk("dataset", "validate", *[str(root / n) for n in BROKEN_FILES])
+
+
+@pytest.mark.parametrize("name", list(BROKEN_FILES))
+def test_broken_files_name_the_file_line_and_field(broken_run, name):
+    root, r = broken_run
     assert r.returncode == 1
-    assert f"{f}:1: {expected}" in r.stdout
+    assert f"{root / name}:1: {BROKEN_FILES[name][1]}" in r.stdout
 
 
 def test_cutoff_len_with_a_tokenizer(tmp_path):

@@ -142,6 +142,37 @@ def test_images_run_as_fixed_non_root_user_without_secrets(name):
                 assert (HOME / src).exists(), f"docker/{name}: {word} {src} does not exist in the repo"
 
 
+def test_train_base_cuda_matches_the_cuda_of_the_pinned_torch():
+    """nvcc of the -devel base must match torch's CUDA to build flash-attention/DeepSpeed ops; the driver the
+    host needs follows from it too."""
+    python = venv_bin("train", "python")
+    code = "import importlib.metadata as m; print('\\n'.join(m.requires('torch') or []))"
+    r = subprocess.run([str(python), "-c", code], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    toolkit = re.search(r"^cuda-toolkit\S*==(\d+)\.(\d+)", r.stdout, re.MULTILINE)
+    nccl = re.search(r"^nvidia-nccl-cu(\d+)", r.stdout, re.MULTILINE)
+    assert toolkit or nccl, f"cannot tell the CUDA version of the train venv's torch from:\n{r.stdout}"
+    want = f"{toolkit.group(1)}.{toolkit.group(2)}." if toolkit else f"{nccl.group(1)}."
+    (base,) = base_images(dockerfile("train"))
+    assert base.startswith(f"nvidia/cuda:{want}"), (
+        f"docker/train base {base}: torch is built for CUDA {want}x"
+    )
+    devel = re.search(r"nvidia/cuda:\S+-devel-\S+", dockerfile("train").read_text())
+    assert devel and devel.group(0).startswith(f"nvidia/cuda:{want}"), "the documented -devel base differs"
+
+
+@pytest.mark.parametrize("name", IMAGES)
+def test_images_hold_the_scripts_at_ftk_home(name):
+    """compose runs /app/scripts/<stage>.sh with FTK_HOME=/app: the image must have them there."""
+    steps = instructions(dockerfile(name))
+    assert ("COPY", "scripts/ /app/scripts/") in steps, (
+        f"docker/{name}: COPY scripts/ /app/scripts/ is missing"
+    )
+    assert ("WORKDIR", "/app") in steps, f"docker/{name}: WORKDIR /app is missing"
+    env = " ".join(rest for word, rest in steps if word == "ENV")
+    assert "FTK_HOME=/app" in env, f"docker/{name}: ENV FTK_HOME=/app is missing"
+
+
 def test_promtool_in_toolkit_is_the_prometheus_release_compose_runs():
     import yaml
 

@@ -101,6 +101,23 @@ def test_missing_venvs_fail_with_make_setup(tmp_path: Path) -> None:
     assert venv["venv: train"]["status"] == "FAIL"
 
 
+def test_a_tool_installed_system_wide_stands_in_for_its_venv(tmp_path: Path) -> None:
+    """In the containers there is no .venvs: LLaMA-Factory's CLI on PATH is the train stage's install."""
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    (bindir / "llamafactory-cli").write_text("#!/bin/sh\n")
+    (bindir / "llamafactory-cli").chmod(0o755)
+    venvs = tmp_path / "venvs"
+    venvs.mkdir()
+    _, rows = doctor_json(
+        "--stage", "host", FTK_VENVS=str(venvs), PATH=f"{bindir}:/usr/bin:/bin"
+    )
+    venv = {r["check"]: r for r in rows_named(rows, "venv")}
+    assert venv["venv: train"]["status"] == "PASS"
+    assert "llamafactory-cli is on PATH" in venv["venv: train"]["detail"]
+    assert venv["venv: serve"]["status"] == "FAIL"
+
+
 def _fake_nvidia_smi(tmp_path: Path, n: int) -> str:
     bindir = tmp_path / "bin"
     bindir.mkdir()

@@ -229,3 +229,34 @@ def test_shell_and_compose_read_the_same_values_as_ftk(tmp_path):
     assert env["VLLM_HOST"] == "0.0.0.0", "compose's environment must win over env_file for VLLM_HOST"
     assert env["MODELS_DIR"] == "models" and env["FTK_HOME"] == "/app"
     assert Path(EXAMPLE).stat().st_size > 0
+
+
+def test_env_check_rejects_compose_values_compose_would_accept_blindly(tmp_path):
+    """GPU ids with spaces, sizes and durations compose passes through to a failing `up` are caught early."""
+    bad = tmp_path / "gpu.env"
+    bad.write_text(
+        "SERVE_GPU_DEVICES=0 1\nTRAIN_GPU_DEVICES=gpu0\nSHM_SIZE=lots\nSERVE_START_PERIOD=15 minutes\n"
+        "VLLM_IMAGE=vllm/vllm-openai:latest\nFTK_IMAGE_TAG=latest\n"
+    )
+    bad.chmod(0o600)
+    r = run_ftk("env", "check", str(bad))
+    assert r.returncode == 1
+    for n, key in enumerate(
+        [
+            "SERVE_GPU_DEVICES",
+            "TRAIN_GPU_DEVICES",
+            "SHM_SIZE",
+            "SERVE_START_PERIOD",
+            "VLLM_IMAGE",
+            "FTK_IMAGE_TAG",
+        ],
+        start=1,
+    ):
+        assert f"{bad}:{n}: {key}=" in r.stderr, f"env check does not name {key} on line {n}:\n{r.stderr}"
+    good = tmp_path / "good.env"
+    good.write_text(
+        "SERVE_GPU_DEVICES=4,5,6,7\nTRAIN_GPU_DEVICES=all\nSHM_SIZE=64gb\nSERVE_START_PERIOD=1h30m\n"
+    )
+    good.chmod(0o600)
+    r = run_ftk("env", "check", str(good))
+    assert r.returncode == 0, r.stderr

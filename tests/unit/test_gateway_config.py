@@ -200,3 +200,55 @@ def test_keys_file_shared_with_the_smoke_client(tmp_path: Path) -> None:
         "sk-ftk-old-000000000000000 old revoked\nsk-ftk-new-000000000000000 new\n"
     )
     assert first_active_key(keys) == "sk-ftk-new-000000000000000"
+
+
+def test_log_metrics_counts_statuses_and_follows_rotation(tmp_path: Path) -> None:
+    from ftk.gateway.log_metrics import GatewayLogMetrics
+
+    log = tmp_path / "access.log"
+    line = '{{"server_port":"{port}","status":{status},"key_id":"{key}","request_time":{t},"bytes_sent":100}}\n'
+    log.write_text(
+        line.format(port=8443, status=200, key="abc", t=0.2)
+        + line.format(port=8443, status=429, key="abc", t=0.0)
+        + "not json\n"
+        + line.format(port=9443, status=200, key="", t=0.01)
+        + '{"server_port":"8443","status":503'  # half-written: waits for the rest
+    )
+    m = GatewayLogMetrics(log, {"public": "8443", "internal": "9443"})
+    m.poll()
+    text = m.render()
+    assert (
+        'ftk_gateway_requests_total{listener="public",status="200",key_id="abc"} 1'
+        in text
+    )
+    assert (
+        'ftk_gateway_requests_total{listener="public",status="429",key_id="abc"} 1'
+        in text
+    )
+    assert (
+        'ftk_gateway_requests_total{listener="internal",status="200",key_id=""} 1'
+        in text
+    )
+    assert (
+        'ftk_gateway_request_duration_seconds_bucket{listener="public",le="0.25"} 2'
+        in text
+    )
+    assert (
+        "ftk_gateway_log_lines_invalid_total 1" in text and 'status="503"' not in text
+    )
+    with log.open("a") as f:
+        f.write(',"key_id":"abc","request_time":0.1}\n')
+    m.poll()
+    assert (
+        'ftk_gateway_requests_total{listener="public",status="503",key_id="abc"} 1'
+        in m.render()
+    )
+    log.rename(
+        tmp_path / "access.log.1"
+    )  # rotation: a new file starts from its beginning
+    log.write_text(line.format(port=8443, status=200, key="abc", t=0.2))
+    m.poll()
+    assert (
+        'ftk_gateway_requests_total{listener="public",status="200",key_id="abc"} 2'
+        in m.render()
+    )

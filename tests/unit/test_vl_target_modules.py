@@ -10,7 +10,11 @@ from ftk.serve.adapters import Adapter, check_targets
 from ftk.serve.modelinfo import ModelInfo
 from ftk.vl.target_modules import canonical, classify, is_vision
 
-LAYERS = [f"layers.{i}.{m}" for i in range(2) for m in ("self_attn.q_proj", "self_attn.v_proj", "mlp.down_proj")]
+LAYERS = [
+    f"layers.{i}.{m}"
+    for i in range(2)
+    for m in ("self_attn.q_proj", "self_attn.v_proj", "mlp.down_proj")
+]
 QWEN3VL_MODEL = {f"model.language_model.{m}" for m in LAYERS} | {
     "model.visual.blocks.0.attn.qkv",
     "model.visual.blocks.0.mlp.linear_fc1",
@@ -18,13 +22,22 @@ QWEN3VL_MODEL = {f"model.language_model.{m}" for m in LAYERS} | {
     "model.language_model.embed_tokens",
 }
 # The layout transformers still writes for Qwen2-VL checkpoints (and the hub's Qwen2-VL folders use).
-QWEN2VL_LEGACY_MODEL = {f"model.{m}" for m in LAYERS} | {"visual.blocks.0.attn.qkv", "model.embed_tokens"}
+QWEN2VL_LEGACY_MODEL = {f"model.{m}" for m in LAYERS} | {
+    "visual.blocks.0.attn.qkv",
+    "model.embed_tokens",
+}
 ADAPTER_LM = [f"model.language_model.{m}" for m in LAYERS]
 
 
 def test_canonical_maps_the_qwen_vl_layouts_to_one_name() -> None:
-    assert canonical("model.language_model.layers.0.self_attn.q_proj") == "model.layers.0.self_attn.q_proj"
-    assert canonical("language_model.model.layers.0.mlp.down_proj") == "model.layers.0.mlp.down_proj"
+    assert (
+        canonical("model.language_model.layers.0.self_attn.q_proj")
+        == "model.layers.0.self_attn.q_proj"
+    )
+    assert (
+        canonical("language_model.model.layers.0.mlp.down_proj")
+        == "model.layers.0.mlp.down_proj"
+    )
     assert canonical("model.visual.blocks.0.attn.qkv") == "visual.blocks.0.attn.qkv"
     assert canonical("model.layers.0.mlp.down_proj") == "model.layers.0.mlp.down_proj"
 
@@ -47,9 +60,16 @@ def test_language_model_adapter_on_its_own_layout_matches() -> None:
 def test_prefix_difference_is_remapped_with_a_warning_not_missing() -> None:
     report = classify(ADAPTER_LM, QWEN2VL_LEGACY_MODEL)
     assert report.missing == [] and report.matched == []
-    assert ("model.language_model.layers.0.self_attn.q_proj", "model.layers.0.self_attn.q_proj") in report.remapped
+    assert (
+        "model.language_model.layers.0.self_attn.q_proj",
+        "model.layers.0.self_attn.q_proj",
+    ) in report.remapped
     (warning,) = report.warnings("adapter 'shapes'")
-    assert "adapter 'shapes'" in warning and "model.language_model.layers" in warning and "model.layers" in warning
+    assert (
+        "adapter 'shapes'" in warning
+        and "model.language_model.layers" in warning
+        and "model.layers" in warning
+    )
 
 
 def test_vision_modules_next_to_language_ones_warn() -> None:
@@ -81,20 +101,32 @@ def _write_safetensors(path: Path, shapes: dict[str, list[int]]) -> None:
         size = 4
         for d in shape:
             size *= d
-        header[name] = {"dtype": "F32", "shape": shape, "data_offsets": [offset, offset + size]}
+        header[name] = {
+            "dtype": "F32",
+            "shape": shape,
+            "data_offsets": [offset, offset + size],
+        }
         offset += size
     raw = json.dumps(header).encode()
     path.write_bytes(struct.pack("<Q", len(raw)) + raw + b"\0" * offset)
 
 
-def _folders(tmp_path: Path, model_modules: set[str], adapter_modules: list[str]) -> tuple[Adapter, ModelInfo]:
+def _folders(
+    tmp_path: Path, model_modules: set[str], adapter_modules: list[str]
+) -> tuple[Adapter, ModelInfo]:
     model = tmp_path / "model"
     model.mkdir()
-    (model / "config.json").write_text(json.dumps({"model_type": "qwen2_vl", "vision_config": {}}))
-    _write_safetensors(model / "model.safetensors", {f"{m}.weight": [8, 4] for m in model_modules})
+    (model / "config.json").write_text(
+        json.dumps({"model_type": "qwen2_vl", "vision_config": {}})
+    )
+    _write_safetensors(
+        model / "model.safetensors", {f"{m}.weight": [8, 4] for m in model_modules}
+    )
     adapter = tmp_path / "adapter"
     adapter.mkdir()
-    (adapter / "adapter_config.json").write_text(json.dumps({"r": 2, "target_modules": ["q_proj"]}))
+    (adapter / "adapter_config.json").write_text(
+        json.dumps({"r": 2, "target_modules": ["q_proj"]})
+    )
     lora = {}
     for m in adapter_modules:
         lora[f"base_model.model.{m}.lora_A.weight"] = [2, 4]
@@ -103,7 +135,9 @@ def _folders(tmp_path: Path, model_modules: set[str], adapter_modules: list[str]
     return Adapter.load("shapes", adapter), ModelInfo.load(model)
 
 
-def test_serve_check_accepts_a_remapped_layout_and_checks_its_shapes(tmp_path: Path) -> None:
+def test_serve_check_accepts_a_remapped_layout_and_checks_its_shapes(
+    tmp_path: Path,
+) -> None:
     adapter, model = _folders(tmp_path, QWEN2VL_LEGACY_MODEL, ADAPTER_LM)
     problems, warnings = check_targets(adapter, model)
     assert problems == []
@@ -111,6 +145,8 @@ def test_serve_check_accepts_a_remapped_layout_and_checks_its_shapes(tmp_path: P
 
 
 def test_serve_check_refuses_a_vision_only_adapter(tmp_path: Path) -> None:
-    adapter, model = _folders(tmp_path, QWEN2VL_LEGACY_MODEL, ["visual.blocks.0.attn.qkv"])
+    adapter, model = _folders(
+        tmp_path, QWEN2VL_LEGACY_MODEL, ["visual.blocks.0.attn.qkv"]
+    )
     problems, _ = check_targets(adapter, model)
     assert any("would change nothing" in p for p in problems)

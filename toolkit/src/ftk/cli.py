@@ -23,7 +23,14 @@ app = typer.Typer(
 
 def _register_commands() -> None:
     for mod in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
-        module = importlib.import_module(f"{commands.__name__}.{mod.name}")
+        try:
+            module = importlib.import_module(f"{commands.__name__}.{mod.name}")
+        except ModuleNotFoundError as err:
+            # The train and serve venvs install ftk without every stage's libraries (e.g. openai):
+            # commands needing a library that venv lacks are left out there, the others still work.
+            if err.name and not err.name.startswith("ftk"):
+                continue
+            raise
         register = getattr(module, "register", None)
         if register is not None:
             register(app)
@@ -42,5 +49,7 @@ def main() -> None:
     except SettingsError as err:
         for line in str(err).splitlines():
             print_error(line)
-        print_error("fix the key(s) above in the .env file or the environment (`ftk env check` lists all problems)")
+        print_error(
+            "fix the key(s) above in the .env file or the environment (`ftk env check` lists all problems)"
+        )
         raise SystemExit(1) from None

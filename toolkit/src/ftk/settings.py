@@ -7,6 +7,7 @@ model; every other command calls `get_settings()` once. Paths are resolved again
 from __future__ import annotations
 
 import difflib
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
@@ -149,9 +150,8 @@ class Settings(BaseSettings):
     smoke_timeout: PositiveInt = 60
 
     # --- compose -------------------------------------------------------------------------------------
-    # Read by compose.yaml only (GPU hosts); listed here so `ftk env check` validates them too. Inside the
-    # containers the gateway and Prometheus listen on these same port numbers; GATEWAY_BIND/PROMETHEUS_BIND are
-    # then the host addresses compose publishes them on.
+    # Read by compose.yaml only (GPU hosts); listed here so `ftk env check` validates them too. With compose,
+    # GATEWAY_BIND, PROMETHEUS_BIND and GRAFANA_BIND are the host addresses the ports are published on.
     ftk_image_tag: str = "0.1.0"  # tag of the images built from docker/ (ftk-toolkit, ftk-train, ftk-serve)
     vllm_image: str = "vllm/vllm-openai:v0.32.0"  # base of ftk-serve: the vLLM release the native tests run
     ftk_uid: NonNegInt = 1000  # host user the containers run as (`id -u`): owns what they write under runs/
@@ -169,6 +169,27 @@ class Settings(BaseSettings):
         tag = v.rsplit(":", 1)[1] if ":" in v.rsplit("/", 1)[-1] else ("" if "/" in v else v)
         if not tag or tag == "latest":
             raise ValueError("pin a version (e.g. 0.1.0 or vllm/vllm-openai:v0.32.0), never latest or no tag")
+        return v
+
+    @field_validator("train_gpu_devices", "serve_gpu_devices")
+    @classmethod
+    def _gpu_ids(cls, v: str) -> str:
+        if not re.fullmatch(r"all|\d+(,\d+)*", v):
+            raise ValueError("write GPU ids as 0 or 0,1,2 (commas, no spaces) or all")
+        return v
+
+    @field_validator("shm_size")
+    @classmethod
+    def _size(cls, v: str) -> str:
+        if not re.fullmatch(r"\d+([bkmg]b?)?", v, flags=re.IGNORECASE):
+            raise ValueError("write a size like 16gb or 8g")
+        return v
+
+    @field_validator("serve_start_period")
+    @classmethod
+    def _duration(cls, v: str) -> str:
+        if not re.fullmatch(r"(\d+(ms|s|m|h))+", v):
+            raise ValueError("write a duration like 15m, 900s or 1h30m")
         return v
 
     @field_validator(*RECIPE_DEFAULTED, mode="before")

@@ -14,12 +14,12 @@ from rich.table import Table
 from ftk import paths
 from ftk.console import EXIT_INVALID, EXIT_USAGE, UserError, console, err_console, info, warn
 
+if TYPE_CHECKING:
+    from ftk.dataset.formats import Layout
+
 dataset_app = typer.Typer(
     help="Validate LLaMA-Factory data files and register them in dataset_info.json.", no_args_is_help=True
 )
-
-if TYPE_CHECKING:
-    from ftk.dataset.formats import Layout
 
 PROJECT_SETS = (
     ("identity", "identity.json"),
@@ -34,13 +34,16 @@ class FormatChoice(str, Enum):
     alpaca = "alpaca"
 
 
-def _dirs(dataset_dir: Path | None, media_root: Path | None) -> tuple[Path, Path]:
+def _dirs(dataset_dir: Path | None, media_root: Path | None, create: bool = False) -> tuple[Path, Path]:
+    """The dataset dir and media root: the flags (relative to the working dir) when given, else settings."""
     from ftk.settings import get_settings
 
     s = get_settings()
     ds = dataset_dir.resolve() if dataset_dir else s.path("dataset_dir")
     media = media_root.resolve() if media_root else s.path("media_root")
-    if media_root and not media.is_dir():
+    if create:
+        media.mkdir(parents=True, exist_ok=True)
+    elif media_root and not media.is_dir():
         raise UserError(
             f"--media-root {media}: no such directory; point it at the folder that holds the images",
             EXIT_USAGE,
@@ -57,7 +60,7 @@ def _existing(files: list[Path]) -> None:
 
 
 def _targets(args: list[Path], dataset_dir: Path) -> list[tuple[Path, Layout | None, str]]:
-    """(file, layout, shown name) per argument: a file as given, or a registered name with its columns/tags."""
+    """(file, layout, shown) per argument: a file as given, or a registered name with its columns and tags."""
     from ftk.dataset.formats import layout_from_entry
     from ftk.dataset.registry import Registry
 
@@ -274,7 +277,7 @@ def make_shapes_cmd(
     """Draw the shapes images (deterministic; unchanged files are not rewritten) and write their samples."""
     from ftk.dataset.shapes import make_shapes
 
-    _, media = _dirs(None, media_root)
+    _, media = _dirs(None, media_root, create=True)
     target = out or paths.project_home() / "data" / "shapes.jsonl"
     written, total = make_shapes(media, target)
     console.print(
@@ -292,7 +295,7 @@ def init_cmd(
     force: bool = typer.Option(False, "--force", help="replace different entries of the same names"),
 ) -> None:
     """Register the project's data sets (identity, instructions, shapes) from data/; re-running is a no-op."""
-    ds, media = _dirs(dataset_dir, media_root)
+    ds, media = _dirs(dataset_dir, media_root, create=True)
     data = paths.project_home() / "data"
     for name, file in PROJECT_SETS:
         _register_one(data / file, name, ds, media, force, 200)

@@ -50,16 +50,16 @@ def download(
         disable=not err_console.is_terminal,
     ) as progress:
 
-        def start(name: str, size: int) -> TaskID:
+        def start(name: str, size: int) -> tuple[TaskID, int]:
             if not err_console.is_terminal:
                 err_console.print(f":: downloading {name} ({size} bytes)", markup=False)
-            return progress.add_task(name, total=size or None)
+            return progress.add_task(name, total=size or None), size
 
         def advance(task: Any, n: int) -> None:
-            progress.advance(task, n)
+            progress.advance(task[0], n)
 
         def end(task: Any) -> None:
-            progress.update(task, completed=progress.tasks[task].total or 0)
+            progress.update(task[0], completed=task[1])
 
         outcome = stage.run(settings, plan, offline=offline, callbacks=(start, advance, end))
     for note in outcome.notes:

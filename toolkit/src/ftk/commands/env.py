@@ -83,7 +83,8 @@ def show() -> None:
 def export() -> None:
     """Validated settings as shell assignments, plus derived paths (BASE_MODEL_PATH, RUN_DIR, ...)."""
     s = get_settings()
-    out = {name.upper(): "" if getattr(s, name) is None else str(getattr(s, name)) for name in Settings.model_fields}
+    values = {name.upper(): getattr(s, name) for name in Settings.model_fields}
+    out = {key: "" if value is None else str(value) for key, value in values.items()}  # None: empty in .env
     out.update(
         BASE_MODEL_PATH=str(s.base_model_path),
         RUN_DIR=str(s.run_dir),

@@ -12,7 +12,7 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
-from ftk.console import EXIT_INVALID, console, err_console, warn
+from ftk.console import EXIT_INVALID, console, err_console, info, warn
 from ftk.model import default as default_model
 from ftk.settings import get_settings
 
@@ -44,16 +44,17 @@ def default(
         transient=True,
         disable=not live,
     ) as progress:
-        task = progress.add_task(f"{name}: checking", total=None)
+        tasks = [progress.add_task(f"{name}: checking", total=None)]
 
         def step(msg: str | None, done: int | None = None, total: int | None = None) -> None:
-            if msg is not None:
-                progress.update(task, description=f"{name}: {msg}", total=None, completed=0)
+            if msg is not None:  # a new stage: a fresh spinner (rich keeps a task's total once set)
+                progress.remove_task(tasks.pop())
+                tasks.append(progress.add_task(f"{name}: {msg}", total=None))
                 # No terminal (set-up logs, CI): stages as lines; --quiet keeps the no-op silent.
                 if not live and msg != "checking the manifest":
                     err_console.print(f":: {name}: {msg}", markup=False, soft_wrap=True)
             else:
-                progress.update(task, total=total, completed=done)
+                progress.update(tasks[-1], total=total, completed=done)
 
         result = default_model.ensure(folder, force=force, step=step)
     if result.action == "current":
@@ -64,7 +65,10 @@ def default(
         shown = "; ".join(result.reasons[:5]) + (
             f" (+{len(result.reasons) - 5} more)" if len(result.reasons) > 5 else ""
         )
-        warn(f"{folder} did not match its manifest and was rebuilt: {shown}")
+        if force:
+            info(f"{folder} rebuilt (--force)")
+        else:
+            warn(f"{folder} did not match its manifest and was rebuilt: {shown}")
     console.print(f"[green]built[/] {folder}")
 
 

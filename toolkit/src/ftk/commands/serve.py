@@ -1,4 +1,4 @@
-"""`ftk serve preflight|command|wait|key`: the Python half of scripts/serve.sh, and the wait used by the demo."""
+"""`ftk serve preflight|command|wait|key`: the Python half of scripts/serve.sh, and the demo's wait."""
 
 from __future__ import annotations
 
@@ -14,8 +14,9 @@ from ftk.serve import preflight
 from ftk.serve.client import VllmClient, read_key
 from ftk.settings import get_settings, split_list
 
-serve_app = typer.Typer(help="Serve stage helpers: preflight, the vLLM command line, waiting until healthy.",
-                        no_args_is_help=True)
+serve_app = typer.Typer(
+    help="Serve stage helpers: preflight, the vLLM command line, waiting until healthy.", no_args_is_help=True
+)
 
 
 def _report() -> preflight.Report:
@@ -34,13 +35,17 @@ def preflight_cmd() -> None:
     if not report.ok:
         raise typer.Exit(EXIT_INVALID)
     s = get_settings()
-    info(f"preflight ok: model {s.resolved_serve_model_path}, {len(report.adapters)} adapter(s), "
-         f"max LoRA rank {report.max_lora_rank if report.adapters or s.allow_runtime_lora else '-'}")
+    info(
+        f"preflight ok: model {s.resolved_serve_model_path}, {len(report.adapters)} adapter(s), "
+        f"max LoRA rank {report.max_lora_rank if report.adapters or s.allow_runtime_lora else '-'}"
+    )
 
 
 @serve_app.command("command")
 def command_cmd(
-    print0: bool = typer.Option(False, "--print0", help="NUL-separated argv on stdout (for scripts/serve.sh)."),
+    print0: bool = typer.Option(
+        False, "--print0", help="NUL-separated argv on stdout (for scripts/serve.sh)."
+    ),
     write_state: bool = typer.Option(False, "--write-state", help="Write runs/serve/state-<port>.json."),
     check: bool = typer.Option(True, "--check/--no-check", help="Run the preflight first."),
 ) -> None:
@@ -82,16 +87,25 @@ def key_cmd(path: Path = typer.Argument(None, help="Key file; default VLLM_API_K
 def wait_cmd(
     timeout: float = typer.Option(300, "--timeout", help="Seconds to wait before giving up."),
     base_url: str = typer.Option("", "--base-url", help="vLLM URL (default http://VLLM_HOST:VLLM_PORT)."),
-    model: list[str] = typer.Option([], "--model", help="Names /v1/models must list (default: from the state "
-                                    "file, else SERVED_MODEL_NAME and the LORA_MODULES names)."),
+    model: list[str] = typer.Option(
+        [],
+        "--model",
+        help="Names /v1/models must list (default: from the state "
+        "file, else SERVED_MODEL_NAME and the LORA_MODULES names).",
+    ),
     pid: int = typer.Option(0, "--pid", help="Give up early when this process (the server) exits."),
 ) -> None:
     """Wait until /health answers and /v1/models lists every expected name."""
     s = get_settings()
     state = serve_command.read_state(s)
-    expected = model or state.get("expected_models") or [
-        s.served_model_name, *(item.partition("=")[0] for item in split_list(s.lora_modules))]
-    client = VllmClient(base_url or serve_command.base_url(s), read_key(s.path("vllm_api_key_file")), timeout=10)
+    expected = (
+        model
+        or state.get("expected_models")
+        or [s.served_model_name, *(item.partition("=")[0] for item in split_list(s.lora_modules))]
+    )
+    client = VllmClient(
+        base_url or serve_command.base_url(s), read_key(s.path("vllm_api_key_file")), timeout=10
+    )
     alive = None
     if pid:
         import psutil
@@ -102,8 +116,10 @@ def wait_cmd(
     err_console.print(f"waiting up to {timeout:.0f}s for {client.base_url} to serve {', '.join(expected)}")
     ok, status, seconds = client.wait(list(expected), timeout, alive=alive)
     if not ok:
-        fail(f"vLLM at {client.base_url} not ready after {seconds:.0f}s: {status}; read the server log "
-             "(scripts/serve.sh output) or raise --timeout")
+        fail(
+            f"vLLM at {client.base_url} not ready after {seconds:.0f}s: {status}; read the server log "
+            "(scripts/serve.sh output) or raise --timeout"
+        )
     console.print(f"ready in {seconds:.1f}s: {status}")
 
 

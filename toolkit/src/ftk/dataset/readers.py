@@ -88,6 +88,10 @@ def _iter_lines(path: Path) -> Iterator[Record | ParseIssue]:
                 )
 
 
+class _EncodingError(Exception):
+    """Bytes that are not UTF-8, raised once the text before them has been parsed: (line, column, offset)."""
+
+
 class _ArrayReader:
     """Decodes the elements of a top-level JSON array one by one from a sliding buffer."""
 
@@ -103,13 +107,24 @@ class _ArrayReader:
         self.line_start = 0  # absolute offset where the cursor's line starts
         self.eof = False
         self.bytes_read = 0
+        self.newlines_decoded = 0  # in all text decoded so far (to place an encoding error)
+        self.bad_bytes: _EncodingError | None = None
+        self.index = 0  # the sample being read
 
     # --- buffer --------------------------------------------------------------------------------------
     def _fill(self) -> None:
+        if self.bad_bytes is not None:  # the text before them has been read: now report them
+            raise self.bad_bytes
         raw = self.f.read(self.chunk)
         self.bytes_read += len(raw)
         self.eof = not raw
-        text = self.decoder.decode(raw, final=self.eof)
+        try:
+            text = self.decoder.decode(raw, final=self.eof)
+        except UnicodeDecodeError as err:
+            text = bytes(err.object[: err.start]).decode("utf-8")
+            self.bad_bytes = self._encoding_error(err)
+            self.eof = False
+        self.newlines_decoded += text.count("\n")
         if self.base == 0 and self.pos == 0 and self.buf == "":
             text = text.removeprefix("\ufeff")
         if self.pos:
@@ -188,6 +203,7 @@ class _ArrayReader:
                 return
             while True:
                 index += 1
+                self.index = index
                 if c == "":
                     yield self._issue(
                         index, self.pos, "unexpected end of file inside the array", "close the array with ']'"
@@ -217,11 +233,21 @@ class _ArrayReader:
                         "remove the comma after the last sample",
                     )
                     return
-        except UnicodeDecodeError as err:
-            offset = self.bytes_read - len(err.object) + err.start
+        except _EncodingError as err:
+            line, column, offset = err.args
             yield ParseIssue(
-                0, self.line, 0, f"invalid UTF-8 near byte {offset}", "save the file as UTF-8", True
+                self.index, line, column, f"invalid UTF-8 (byte {offset})", "save the file as UTF-8", True
             )
+
+    def _encoding_error(self, err: UnicodeDecodeError) -> _EncodingError:
+        raw = bytes(err.object)
+        line = self.newlines_decoded + raw.count(b"\n", 0, err.start) + 1
+        last_nl = raw.rfind(b"\n", 0, err.start)
+        first_chunk = self.bytes_read == len(raw)
+        column = (
+            err.start - last_nl if last_nl >= 0 or first_chunk else 0
+        )  # 0: the line began in an earlier chunk
+        return _EncodingError(line, column, self.bytes_read - len(raw) + err.start)
 
     def _trailing(self, index: int) -> Iterator[ParseIssue]:
         self._advance(self.pos + 1)  # the ']'

@@ -127,6 +127,9 @@ def list_entries(dataset_dir: Path, media_root: Path) -> list[EntryStatus]:
             continue
         file_name = str(entry.get("file_name", ""))
         path = dataset_dir / file_name
+        if file_name and path.is_dir():
+            rows.append(EntryStatus(name, file_name, fmt, None, True, "folder (files not checked)"))
+            continue
         if not file_name or not path.is_file():
             rows.append(EntryStatus(name, file_name or "?", fmt, None, False, "file missing"))
             continue

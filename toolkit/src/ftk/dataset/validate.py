@@ -91,10 +91,12 @@ def validate_file(
     dups = DuplicateIndex()
     tokens, cutoff, progress = opts.tokens, opts.cutoff_len, opts.progress
     for rec in iter_samples(path):
-        report.samples = rec.index
+        report.samples = rec.index or report.samples
         if isinstance(rec, ParseIssue):
             where = f"line {rec.line} column {rec.column}" if rec.column else f"line {rec.line}"
             fix = rec.fix + ("; the rest of the file was not checked" if rec.fatal else "")
+            if kind == "lines" and rec.index == 1 and path.suffix.lower() == ".json":
+                fix += " (a .json data file holds a JSON array [{...}, ...] or one object per line)"
             add(rec.line, rec.index, "json", "json", f"{rec.message} at {where}", fix)
             if rec.fatal and rec.index:
                 report.samples = rec.index - 1  # the sample being read is not a sample

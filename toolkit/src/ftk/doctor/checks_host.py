@@ -16,7 +16,7 @@ from ftk.settings import Settings
 
 MIN_PYTHON = (3, 10)
 # venv -> a tool that proves it works; in containers the tool is on PATH instead (like scripts' venv_tool).
-VENVS = {"toolkit": "ftk", "train": "llamafactory-cli", "serve": "python"}
+VENVS = {"toolkit": "ftk", "train": "llamafactory-cli", "serve": "vllm"}
 DEBIAN_TOOLS = {
     "nginx": "nginx",
     "prometheus": "prometheus",
@@ -52,10 +52,11 @@ def venvs(_s: Settings) -> Iterator[Result]:
         folder = root / name
         stamp = folder / ".ftk-stamp"
         req = paths.project_home() / "toolkit" / "requirements" / f"{name}.txt"
-        tool = VENVS.get(name, "python")
+        tool = VENVS.get(name)
         if not (folder / "bin" / "python").exists():
-            if name != "toolkit" and name in VENVS and shutil.which(VENVS[name]) and tool != "python":
-                yield passed(f"no {folder}; {tool} is on PATH ({shutil.which(tool)})", name)
+            on_path = shutil.which(tool) if tool else None
+            if on_path and not Path(on_path).is_relative_to(root):  # containers: tools installed system-wide
+                yield passed(f"no {folder}; {tool} is on PATH ({on_path})", name)
             else:
                 yield failed(f"{folder} is missing", f"{SETUP_HINT} (scripts/setup.sh {name})", name)
         elif not stamp.is_file():

@@ -147,7 +147,7 @@ def convert(out: Path, say: Step) -> None:
     torch.manual_seed(0)  # nothing is randomly initialised (embeddings are tied), but keep the build pinned
     out.mkdir(parents=True)
     with _quiet_transformers(say):
-        say(f"reading {gguf.name} and dequantizing to {DTYPE}")
+        say(f"dequantizing {gguf.suffix[1:].upper()} tensors to {DTYPE}")
         tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
         model = AutoModelForCausalLM.from_pretrained(
             gguf.parent, gguf_file=gguf.name, dtype=getattr(torch, DTYPE)

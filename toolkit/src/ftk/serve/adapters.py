@@ -1,8 +1,8 @@
 """LoRA adapters checked against the model that serves them, from files only (no model load).
 
-The checks catch the traps that otherwise show up as a start-up error, an HTTP 500 at runtime load, or worse an
-adapter that loads and does nothing: rank above ``--max-lora-rank``, an adapter trained on another base, target
-modules the served model does not have (vision-language prefix differences), duplicate names.
+The checks catch the traps that otherwise show up as a start-up error, an HTTP 500 at runtime load, or worse
+an adapter that loads and does nothing: rank above ``--max-lora-rank``, an adapter trained on another base,
+target modules the served model does not have (vision-language prefix differences), duplicate names.
 """
 
 from __future__ import annotations
@@ -20,9 +20,10 @@ from ftk.vl.target_modules import classify
 
 # Ranks vLLM accepts for --max-lora-rank (vllm/config/lora.py); the planned rank is rounded up to one of them.
 VLLM_LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)
-VISION_MARKERS = ("visual.", "vision_tower.", "vision_model.", "vision_encoder.")
-_LORA_KEY = re.compile(r"^(?:base_model\.model\.)?(?P<module>.+?)\.(?:lora_A|lora_B|lora_embedding_A|lora_embedding_B)"
-                       r"(?:\.[A-Za-z0-9_]+)?(?:\.weight)?$")
+_LORA_KEY = re.compile(
+    r"^(?:base_model\.model\.)?(?P<module>.+?)\.(?:lora_A|lora_B|lora_embedding_A|lora_embedding_B)"
+    r"(?:\.[A-Za-z0-9_]+)?(?:\.weight)?$"
+)
 
 
 @dataclass
@@ -35,11 +36,15 @@ class Adapter:
     def load(cls, name: str, path: Path) -> Adapter:
         cfg = path / "adapter_config.json"
         if not path.is_dir():
-            raise ValueError(f"adapter '{name}': folder {path} does not exist; train it (scripts/train.sh) or fix "
-                             "the path in LORA_MODULES")
+            raise ValueError(
+                f"adapter '{name}': folder {path} does not exist; train it (scripts/train.sh) or fix "
+                "the path in LORA_MODULES"
+            )
         if not cfg.is_file():
-            raise ValueError(f"adapter '{name}': {path} has no adapter_config.json; it is not a PEFT LoRA adapter "
-                             "(point LORA_MODULES at the folder the trainer wrote)")
+            raise ValueError(
+                f"adapter '{name}': {path} has no adapter_config.json; it is not a PEFT LoRA adapter "
+                "(point LORA_MODULES at the folder the trainer wrote)"
+            )
         return cls(name=name, path=path, config=read_json(cfg))
 
     @property
@@ -74,7 +79,7 @@ class Adapter:
 
 
 def parse_lora_modules(value: str) -> list[tuple[str, Path]]:
-    """LORA_MODULES (`name=path` pairs, space- or comma-separated) with paths resolved from the project home."""
+    """LORA_MODULES (`name=path` pairs, space/comma separated), paths resolved from the project home."""
     pairs = []
     for item in split_list(value):
         name, _, path = item.partition("=")
@@ -95,8 +100,10 @@ def check_names(names: list[str], served_name: str, setting: str = "LORA_MODULES
     seen: set[str] = set()
     for name in names:
         if name == served_name:
-            problems.append(f"{setting}: adapter name '{name}' equals SERVED_MODEL_NAME; requests naming it would "
-                            "get the base model: rename the adapter or SERVED_MODEL_NAME")
+            problems.append(
+                f"{setting}: adapter name '{name}' equals SERVED_MODEL_NAME; requests naming it would "
+                "get the base model: rename the adapter or SERVED_MODEL_NAME"
+            )
         elif name in seen:
             problems.append(f"{setting}: adapter name '{name}' is used twice; give each adapter its own name")
         seen.add(name)
@@ -105,9 +112,11 @@ def check_names(names: list[str], served_name: str, setting: str = "LORA_MODULES
 
 def check_rank(adapter: Adapter, max_rank: int, setting: str = "MAX_LORA_RANK") -> list[str]:
     if adapter.rank > max_rank:
-        return [f"adapter '{adapter.name}' has rank r={adapter.rank} (adapter_config.json) above the max LoRA rank "
-                f"{max_rank} ({setting}); set {setting}={vllm_rank(adapter.rank)} or 0 (= the largest adapter "
-                "rank), or retrain with a smaller LORA_RANK"]
+        return [
+            f"adapter '{adapter.name}' has rank r={adapter.rank} (adapter_config.json) above the max LoRA "
+            f"rank {max_rank} ({setting}); set {setting}={vllm_rank(adapter.rank)} or 0 (= the largest "
+            "adapter rank), or retrain with a smaller LORA_RANK"
+        ]
     return []
 
 
@@ -134,53 +143,66 @@ def check_base(adapter: Adapter, model: ModelInfo) -> list[str]:
     ours, theirs = model.identity(), other.identity()
     diffs = [f"{k} {theirs[k]} vs {ours[k]}" for k in ours if ours[k] != theirs[k]]
     if diffs:
-        return [f"adapter '{adapter.name}' was made for base model {recorded} (adapter_config.json "
-                f"base_model_name_or_path), which differs from the served model {model.path}: "
-                f"{'; '.join(diffs)}; serve that base (SERVE_MODEL_PATH) or train the adapter on this model"]
+        return [
+            f"adapter '{adapter.name}' was made for base model {recorded} (adapter_config.json "
+            f"base_model_name_or_path), which differs from the served model {model.path}: "
+            f"{'; '.join(diffs)}; serve that base (SERVE_MODEL_PATH) or train the adapter on this model"
+        ]
     return []
 
 
-def check_targets(adapter: Adapter, model: ModelInfo) -> tuple[list[str], list[str]]:
-    """(problems, warnings): adapter modules missing from the served model, or with other shapes."""
-    problems: list[str] = []
-    warnings: list[str] = []
-    modules = model.modules
+def check_targets(
+    adapter: Adapter, model: ModelInfo, tower_lora: bool = False
+) -> tuple[list[str], list[str]]:
+    """(problems, warnings): adapter modules missing from the served model, ignored, or of other shapes.
+
+    The module comparison is VL-aware (ftk.vl.target_modules): language-model prefix layouts vLLM maps are a
+    warning, vision-tower modules vLLM ignores a warning (an error when nothing else is left).
+    """
+    label = f"adapter '{adapter.name}'"
     lora = adapter.lora_tensors
     if not lora:
-        return [f"adapter '{adapter.name}': no LoRA weights (lora_A/lora_B) in {adapter.path}/*.safetensors; "
-                "the adapter is empty or saved as .bin, save it again with safetensors"], []
+        return [
+            f"{label}: no LoRA weights (lora_A/lora_B) in {adapter.path}/*.safetensors; the adapter is empty "
+            "or saved as .bin, save it again with safetensors"
+        ], []
+    modules = model.modules
     if not modules:
-        return problems, [f"model {model.path} has no safetensors weights; target modules of adapter "
-                          f"'{adapter.name}' not compared"]
-    # VL-aware comparison (ftk.vl.target_modules): Qwen-VL layout prefixes vLLM maps are not "missing".
-    vl = classify(lora, modules)
-    missing = vl.missing
-    if missing:
+        return [], [f"model {model.path} has no safetensors weights; target modules of {label} not compared"]
+    report = classify(lora, modules, tower_lora=tower_lora)
+    problems: list[str] = []
+    if report.missing:
         problems.append(
-            f"adapter '{adapter.name}': {len(missing)} of {len(lora)} target modules do not exist in the served "
-            f"model {model.path} (e.g. {missing[0]}); vLLM would load the adapter and silently not apply it: "
-            "train the adapter on this model (module names differ, e.g. a language-model prefix)")
+            f"{label}: {len(report.missing)} of {len(lora)} target modules do not exist in the served model "
+            f"{model.path} (e.g. {report.missing[0]}); vLLM would load the adapter and silently not apply "
+            "it: serve the model it was trained on, or retrain it on this one"
+        )
+    problems += report.errors(label)
     bad_shapes = []
-    for module, sides in sorted(lora.items()):
-        weight = model.tensors.get(f"{vl.model_name.get(module, module)}.weight")
-        if module in missing or weight is None or len(weight.shape) != 2:
+    for module, model_module in sorted(report.model_name.items()):
+        weight = model.tensors.get(f"{model_module}.weight")
+        if weight is None or len(weight.shape) != 2 or "embed" in module:
             continue
         out_f, in_f = weight.shape
-        a, b = sides.get("A"), sides.get("B")
-        if (a and a.shape[-1] != in_f and "embed" not in module) or (b and b.shape[0] != out_f
-                                                                      and "embed" not in module):
+        a, b = lora[module].get("A"), lora[module].get("B")
+        if (a is not None and a.shape[-1] != in_f) or (b is not None and b.shape[0] != out_f):
             bad_shapes.append(module)
     if bad_shapes:
         problems.append(
-            f"adapter '{adapter.name}': LoRA shapes do not fit the served model's weights at {len(bad_shapes)} "
-            f"modules (e.g. {bad_shapes[0]}); the adapter was trained on a different base model: serve that base")
-    problems += vl.errors(f"adapter '{adapter.name}'")
-    warnings += vl.warnings(f"adapter '{adapter.name}'")
-    return problems, warnings
+            f"{label}: LoRA shapes do not fit the served model's weights at {len(bad_shapes)} modules "
+            f"(e.g. {bad_shapes[0]}); the adapter was trained on a different base model: serve that base"
+        )
+    return problems, report.warnings(label)
 
 
-def check_adapter(adapter: Adapter, model: ModelInfo, max_rank: int,
-                  rank_setting: str = "MAX_LORA_RANK") -> tuple[list[str], list[str]]:
+def check_adapter(
+    adapter: Adapter,
+    model: ModelInfo,
+    max_rank: int,
+    rank_setting: str = "MAX_LORA_RANK",
+    tower_lora: bool = False,
+) -> tuple[list[str], list[str]]:
+    """Every check of one adapter against the served model: (problems, warnings)."""
     problems = check_rank(adapter, max_rank, rank_setting) + check_base(adapter, model)
-    target_problems, warnings = check_targets(adapter, model)
+    target_problems, warnings = check_targets(adapter, model, tower_lora)
     return problems + target_problems, warnings

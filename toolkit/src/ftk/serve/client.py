@@ -48,13 +48,17 @@ class VllmClient:
             with self._client() as c:
                 r = c.get("/v1/models")
         except httpx.ConnectError as err:
-            raise ServerError(f"cannot connect to vLLM at {self.base_url} ({err}); start it with scripts/serve.sh "
-                              "or fix VLLM_HOST/VLLM_PORT") from None
+            raise ServerError(
+                f"cannot connect to vLLM at {self.base_url} ({err}); start it with scripts/serve.sh "
+                "or fix VLLM_HOST/VLLM_PORT"
+            ) from None
         except httpx.HTTPError as err:
             raise ServerError(f"{self.base_url}/v1/models failed: {err}") from None
         if r.status_code == 401:
-            raise ServerError(f"{self.base_url}/v1/models: 401 unauthorized; the key in VLLM_API_KEY_FILE is not "
-                              "the one the server was started with")
+            raise ServerError(
+                f"{self.base_url}/v1/models: 401 unauthorized; the key in VLLM_API_KEY_FILE is not "
+                "the one the server was started with"
+            )
         if r.status_code != 200:
             raise ServerError(f"{self.base_url}/v1/models: HTTP {r.status_code}: {r.text[:200]}")
         return list(r.json().get("data", []))
@@ -67,8 +71,9 @@ class VllmClient:
             with self._client() as c:
                 return c.post(endpoint, json=body)
         except httpx.ConnectError as err:
-            raise ServerError(f"cannot connect to vLLM at {self.base_url} ({err}); is scripts/serve.sh running?"
-                              ) from None
+            raise ServerError(
+                f"cannot connect to vLLM at {self.base_url} ({err}); is scripts/serve.sh running?"
+            ) from None
         except httpx.HTTPError as err:
             raise ServerError(f"{self.base_url}{endpoint} failed: {err}") from None
 
@@ -84,26 +89,33 @@ class VllmClient:
         if r.status_code == 200:
             return r.text.strip()
         detail = _detail(r)
-        if r.status_code == 404 and "lora" not in detail.lower() and "not found" in detail.lower() or (
-                r.status_code == 404 and detail.lower() in ("not found", "")):
-            raise ServerError(f"runtime LoRA {action} is disabled on this server (HTTP 404 on "
-                              f"/v1/{action}_lora_adapter); set ALLOW_RUNTIME_LORA=true in .env and restart "
-                              "scripts/serve.sh")
+        if r.status_code == 404 and detail.strip().lower() == "not found":  # no such route
+            raise ServerError(
+                f"runtime LoRA updating is disabled on {self.base_url} (HTTP 404 on "
+                f"/v1/{action}_lora_adapter); set ALLOW_RUNTIME_LORA=true in .env (it sets "
+                "VLLM_ALLOW_RUNTIME_LORA_UPDATING=True) and restart scripts/serve.sh"
+            )
         if r.status_code == 401:
             raise ServerError("401 unauthorized; the key in VLLM_API_KEY_FILE is not the server's")
         if r.status_code == 400 and action == "load":
-            raise ServerError(f"adapter '{name}' not loaded (HTTP 400: {detail}); a name already loaded must be "
-                              f"unloaded first (ftk lora unload {name}) or given another name")
+            raise ServerError(
+                f"adapter '{name}' not loaded (HTTP 400: {detail}); a name already loaded must be "
+                f"unloaded first (ftk lora unload {name}) or given another name"
+            )
         if r.status_code == 404 and action == "load":
-            raise ServerError(f"adapter '{name}' not loaded (HTTP 404: {detail}); the server cannot read {path}: "
-                              "give a path that exists on the server's file system")
+            raise ServerError(
+                f"adapter '{name}' not loaded (HTTP 404: {detail}); the server cannot read {path}: "
+                "give a path that exists on the server's file system"
+            )
         if r.status_code == 404 and action == "unload":
-            raise ServerError(f"adapter '{name}' is not loaded (HTTP 404: {detail}); `ftk lora list` shows the "
-                              "loaded ones")
+            raise ServerError(
+                f"adapter '{name}' is not loaded (HTTP 404: {detail}); `ftk lora list` shows the loaded ones"
+            )
         raise ServerError(f"{action} of adapter '{name}' failed: HTTP {r.status_code}: {detail}")
 
-    def wait(self, expected: list[str], timeout: float, interval: float = 1.0,
-             alive: Any = None) -> tuple[bool, str, float]:
+    def wait(
+        self, expected: list[str], timeout: float, interval: float = 1.0, alive: Any = None
+    ) -> tuple[bool, str, float]:
         """Poll until /health answers and /v1/models lists every expected name: (ok, last status, seconds)."""
         start = time.monotonic()
         status = "no answer yet"

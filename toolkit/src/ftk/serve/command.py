@@ -28,8 +28,10 @@ def serve_python(settings: Settings) -> str:
     if candidate.exists():
         return str(candidate)
     if venv:
-        raise FileNotFoundError(f"SERVE_VENV={settings.serve_venv}: {candidate} not found; build that venv or "
-                                "clear SERVE_VENV to use .venvs/serve")
+        raise FileNotFoundError(
+            f"SERVE_VENV={settings.serve_venv}: {candidate} not found; build that venv or "
+            "clear SERVE_VENV to use .venvs/serve"
+        )
     return shutil.which("python3") or "python3"
 
 
@@ -75,14 +77,22 @@ def build(settings: Settings, report: preflight.Report, gpus: int | None = None)
     gpus = preflight.visible_gpus() if gpus is None else gpus
     cpu = gpus == 0
     args = [
-        "serve", str(model_path),
-        "--served-model-name", settings.served_model_name,
-        "--host", settings.vllm_host,
-        "--port", str(settings.vllm_port),
-        "--max-model-len", str(settings.max_model_len),
-        "--max-num-seqs", str(settings.max_num_seqs),
-        "--dtype", settings.dtype,
-        "--tensor-parallel-size", str(settings.tensor_parallel_size),
+        "serve",
+        str(model_path),
+        "--served-model-name",
+        settings.served_model_name,
+        "--host",
+        settings.vllm_host,
+        "--port",
+        str(settings.vllm_port),
+        "--max-model-len",
+        str(settings.max_model_len),
+        "--max-num-seqs",
+        str(settings.max_num_seqs),
+        "--dtype",
+        settings.dtype,
+        "--tensor-parallel-size",
+        str(settings.tensor_parallel_size),
     ]
     if settings.kv_cache_dtype != "auto":
         args += ["--kv-cache-dtype", settings.kv_cache_dtype]
@@ -94,7 +104,13 @@ def build(settings: Settings, report: preflight.Report, gpus: int | None = None)
     adapters = report.adapters
     lora = bool(adapters) or settings.allow_runtime_lora
     if lora:
-        args += ["--enable-lora", "--max-lora-rank", str(report.max_lora_rank), "--max-loras", str(settings.max_loras)]
+        args += [
+            "--enable-lora",
+            "--max-lora-rank",
+            str(report.max_lora_rank),
+            "--max-loras",
+            str(settings.max_loras),
+        ]
         for a in adapters:
             spec = {"name": a.name, "path": str(a.path), "base_model_name": settings.served_model_name}
             args += ["--lora-modules", json.dumps(spec, separators=(",", ":"))]
@@ -105,7 +121,9 @@ def build(settings: Settings, report: preflight.Report, gpus: int | None = None)
     args += shlex.split(settings.vllm_extra_args)
     env = {"VLLM_ALLOW_RUNTIME_LORA_UPDATING": "True"} if settings.allow_runtime_lora else {}
     return ServeCommand(
-        argv=launcher_argv(settings, *args), env=env, cpu=cpu,
+        argv=launcher_argv(settings, *args),
+        env=env,
+        cpu=cpu,
         max_lora_rank=report.max_lora_rank if lora else 0,
         expected_models=[settings.served_model_name, *(a.name for a in adapters)],
     )

@@ -1,4 +1,4 @@
-"""What a Hugging Face model folder holds, read from config.json and safetensors headers (no weights loaded)."""
+"""What a Hugging Face model folder holds, from config.json and safetensors headers (no weights loaded)."""
 
 from __future__ import annotations
 
@@ -11,9 +11,26 @@ from typing import Any
 
 # Bytes per element of the safetensors / torch dtypes we meet.
 DTYPE_BYTES = {
-    "F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "I16": 2, "I8": 1, "U8": 1, "BOOL": 1,
-    "F8_E4M3": 1, "F8_E5M2": 1,
-    "float32": 4, "float": 4, "float16": 2, "half": 2, "bfloat16": 2, "fp8": 1, "fp8_e4m3": 1, "fp8_e5m2": 1,
+    "F64": 8,
+    "F32": 4,
+    "F16": 2,
+    "BF16": 2,
+    "I64": 8,
+    "I32": 4,
+    "I16": 2,
+    "I8": 1,
+    "U8": 1,
+    "BOOL": 1,
+    "F8_E4M3": 1,
+    "F8_E5M2": 1,
+    "float32": 4,
+    "float": 4,
+    "float16": 2,
+    "half": 2,
+    "bfloat16": 2,
+    "fp8": 1,
+    "fp8_e4m3": 1,
+    "fp8_e5m2": 1,
 }
 
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json")

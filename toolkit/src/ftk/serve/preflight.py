@@ -1,7 +1,7 @@
-"""Every check on the model and adapters before vLLM starts: one line per problem, naming the value and the fix.
+"""Every check on the model and adapters before vLLM starts: one line per problem, naming value and fix.
 
-The host checks (visible GPUs >= TENSOR_PARALLEL_SIZE, port free) run in scripts/serve.sh from the shared shell
-library; ``visible_gpus`` here decides CPU or GPU flags for the command line.
+The host checks (visible GPUs >= TENSOR_PARALLEL_SIZE, port free) run in scripts/serve.sh from the shared
+shell library; ``visible_gpus`` here decides CPU or GPU flags for the command line.
 """
 
 from __future__ import annotations
@@ -52,22 +52,32 @@ def visible_gpus() -> int:
 
 def check_model_folder(path: Path, setting: str = "SERVE_MODEL_PATH") -> list[str]:
     if not path.is_dir():
-        return [f"model folder {path} does not exist ({setting}, or the merged/base model when empty); run the "
-                "download or merge stage, or fix the path"]
+        return [
+            f"model folder {path} does not exist ({setting}, or the merged/base model when empty); run the "
+            "download or merge stage, or fix the path"
+        ]
     if not (path / "config.json").is_file():
-        return [f"model folder {path} has no config.json ({setting}); it is not a complete Hugging Face model: "
-                "download or merge it again"]
+        return [
+            f"model folder {path} has no config.json ({setting}); it is not a complete Hugging Face model: "
+            "download or merge it again"
+        ]
     model = ModelInfo(path)
     problems = []
     if not model.has_weights():
-        problems.append(f"model folder {path} has no weights (*.safetensors or *.bin); the download or merge is "
-                        "incomplete: run it again")
+        problems.append(
+            f"model folder {path} has no weights (*.safetensors or *.bin); the download or merge is "
+            "incomplete: run it again"
+        )
     if not model.has_tokenizer():
-        problems.append(f"model folder {path} has no tokenizer (tokenizer.json, tokenizer.model or vocab.json); copy "
-                        "the tokenizer files from the base model")
+        problems.append(
+            f"model folder {path} has no tokenizer (tokenizer.json, tokenizer.model or vocab.json); copy "
+            "the tokenizer files from the base model"
+        )
     if not model.has_chat_template():
-        problems.append(f"model folder {path} has no chat template (chat_template.jinja or chat_template in "
-                        "tokenizer_config.json); /v1/chat/completions would fail: copy it from the base model")
+        problems.append(
+            f"model folder {path} has no chat template (chat_template.jinja or chat_template in "
+            "tokenizer_config.json); /v1/chat/completions would fail: copy it from the base model"
+        )
     return problems
 
 
@@ -93,8 +103,10 @@ def run(settings: Settings) -> Report:
 
     positions = model.max_position_embeddings
     if positions and settings.max_model_len > positions:
-        report.problems.append(f"MAX_MODEL_LEN={settings.max_model_len} is above the model's max_position_embeddings "
-                               f"{positions} ({path}/config.json); set MAX_MODEL_LEN={positions} or less")
+        report.problems.append(
+            f"MAX_MODEL_LEN={settings.max_model_len} is above the model's max_position_embeddings "
+            f"{positions} ({path}/config.json); set MAX_MODEL_LEN={positions} or less"
+        )
 
     if settings.limit_mm_per_prompt:
         try:
@@ -102,11 +114,15 @@ def run(settings: Settings) -> Report:
             if not isinstance(limits, dict):
                 raise ValueError
         except ValueError:
-            report.problems.append(f"LIMIT_MM_PER_PROMPT={settings.limit_mm_per_prompt!r} is not a JSON object; "
-                                   """write e.g. {"image":1,"video":0}""")
+            report.problems.append(
+                f"LIMIT_MM_PER_PROMPT={settings.limit_mm_per_prompt!r} is not a JSON object; "
+                """write e.g. {"image":1,"video":0}"""
+            )
     elif model.is_vision_language:
-        report.warnings.append("LIMIT_MM_PER_PROMPT is empty for a vision-language model; vLLM reserves memory for "
-                               """its default limits (OOM at start-up on small GPUs): set e.g. {"image":1,"video":0}""")
+        report.warnings.append(
+            "LIMIT_MM_PER_PROMPT is empty for a vision-language model; vLLM reserves memory for "
+            """its default limits (OOM at start-up on small GPUs): set e.g. {"image":1,"video":0}"""
+        )
 
     pairs = parse_lora_modules(settings.lora_modules)
     report.problems += check_names([name for name, _ in pairs], settings.served_model_name)
@@ -116,8 +132,9 @@ def run(settings: Settings) -> Report:
         except ValueError as err:
             report.problems.append(str(err))
     report.max_lora_rank = effective_max_rank(settings, report.adapters)
+    tower_lora = "--enable-tower-connector-lora" in settings.vllm_extra_args
     for adapter in report.adapters:
-        problems, warnings = check_adapter(adapter, model, report.max_lora_rank)
+        problems, warnings = check_adapter(adapter, model, report.max_lora_rank, tower_lora=tower_lora)
         report.problems += problems
         report.warnings += warnings
     return report

