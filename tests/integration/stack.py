@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import tempfile
 import time
@@ -239,7 +240,7 @@ class Gateway:
         headers = {"Authorization": f"Bearer {key}"} if key else {}
         return httpx.Client(
             base_url=self.base_url,
-            verify=str(self.ca),
+            verify=ssl.create_default_context(cafile=str(self.ca)),
             headers=headers,
             timeout=120,
             **kw,

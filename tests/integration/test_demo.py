@@ -4,6 +4,7 @@ reuses every stage, then `--down`. Everything goes to a temporary RUNS_DIR and f
 from __future__ import annotations
 
 import json
+import ssl
 import subprocess
 from pathlib import Path
 
@@ -85,7 +86,9 @@ def test_endpoint_file_and_a_real_client(demo) -> None:
     client = openai.OpenAI(
         base_url=ep["base_url"],
         api_key=key_file.read_text().strip(),
-        http_client=httpx.Client(verify=ep["ca_cert"]),
+        http_client=httpx.Client(
+            verify=ssl.create_default_context(cafile=ep["ca_cert"])
+        ),
         max_retries=0,
     )
     reply = client.chat.completions.create(

@@ -160,7 +160,7 @@ def test_openai_sdk_through_the_gateway(stack) -> None:
     client = openai.OpenAI(
         base_url=gw.base_url + "/v1",
         api_key=stack["keys"]["main"],
-        http_client=httpx.Client(verify=str(gw.ca)),
+        http_client=httpx.Client(verify=ssl.create_default_context(cafile=str(gw.ca))),
         max_retries=0,
     )
     assert "base" in [m.id for m in client.models.list().data]

@@ -166,7 +166,8 @@ def test_interrupted_run_resumes_from_its_checkpoint(
     r = _train(tmp_path, data_dir, "resume", *args)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     assert f"resuming the interrupted run from {adapter / done[-1]}" in r.stderr
-    assert "Continuing training from checkpoint" in r.stdout
+    steps = [json.loads(x)["current_steps"] for x in (adapter / "trainer_log.jsonl").read_text().splitlines()]
+    assert steps.count(1) == 1 and steps[-1] == 4, steps  # went on from the checkpoint, did not start over
     manifest = json.loads((tmp_path / "runs" / "resume" / "manifest.json").read_text())
     assert (
         manifest["resumed_from"] == str(adapter / done[-1])

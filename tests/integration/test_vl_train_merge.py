@@ -157,8 +157,9 @@ def test_merged_model_keeps_the_processor(merged: Path) -> None:
     assert pre["size"]["longest_edge"] == 65536
 
 
-def test_merged_model_encodes_images_like_training(merged: Path) -> None:
-    """The merged folder's processor + chat template give the tokens LLaMA-Factory trained on."""
+@pytest.fixture(scope="module")
+def merged_prompt(merged: Path) -> dict:
+    """LLaMA-Factory's and the merged processor's tokens for one image question (ftk.vl.image_prompt)."""
     python = venv_bin("train", "python")
     proc = subprocess.run(
         [
@@ -178,10 +179,64 @@ def test_merged_model_encodes_images_like_training(merged: Path) -> None:
         check=False,
     )
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
-    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def test_merged_model_encodes_images_like_training(merged_prompt: dict) -> None:
+    """The merged folder's processor + chat template give the tokens LLaMA-Factory trained on."""
+    assert merged_prompt["same"]
     assert (
-        result["same"] and result["image_tokens"] == 16
+        merged_prompt["image_tokens"] == 16
     )  # 112x112 -> 128x128 -> 8x8 patches -> 4x4 merged
+
+
+def test_merged_model_serves_an_image_request(
+    merged: Path, merged_prompt: dict, tmp_path: Path
+) -> None:
+    """The headline path: the merged VL model served by vLLM (scripts/serve.sh) answers a base64 PNG."""
+    import base64
+    import io
+
+    from ftk.vl.image_prompt import QUESTION, sample_image
+    from openai import OpenAI
+    from stack import VENVS, Vllm
+
+    if not (VENVS / "serve-vl" / "bin" / "python").exists():
+        pytest.fail(
+            "the serve-vl venv is missing: run `make setup` (scripts/setup.sh serve-vl)"
+        )
+    buf = io.BytesIO()
+    sample_image().save(buf, format="PNG")
+    url = "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+    server = Vllm(
+        tmp_path / "vllm",
+        extra_env={
+            "SERVE_MODEL_PATH": str(merged),
+            "SERVE_VENV": str(VENVS / "serve-vl"),
+            "LIMIT_MM_PER_PROMPT": '{"image":1,"video":0}',
+            "DTYPE": "float32",
+        },
+    ).start()
+    try:
+        key = server.key_file.read_text().strip()
+        client = OpenAI(base_url=server.url + "/v1", api_key=key, max_retries=0)
+        content = [
+            {"type": "image_url", "image_url": {"url": url}},
+            {"type": "text", "text": QUESTION},
+        ]
+        raw = client.chat.completions.with_raw_response.create(
+            model="base",
+            messages=[{"role": "user", "content": content}],
+            max_tokens=8,
+            temperature=0,
+        )
+        assert raw.status_code == 200
+        completion = raw.parse()
+        # the served prompt is the trained one, image tokens included
+        assert completion.usage.prompt_tokens == len(merged_prompt["processor_ids"])
+        assert completion.usage.completion_tokens > 0
+    finally:
+        server.stop()
 
 
 def test_preflight_refuses_a_text_template_on_the_vl_model(work: dict) -> None:

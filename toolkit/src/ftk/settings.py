@@ -244,7 +244,7 @@ class Settings(BaseSettings):
 
     @property
     def resolved_serve_model_path(self) -> Path:
-        """The model vLLM serves: SERVE_MODEL_PATH, else the merged model when it exists, else the base model."""
+        """The model vLLM serves: SERVE_MODEL_PATH, else the merged model if present, else the base model."""
         if str(self.serve_model_path) not in ("", "."):
             return self.path("serve_model_path")
         merged = self.resolved_merged_path

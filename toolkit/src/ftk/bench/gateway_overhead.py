@@ -22,6 +22,7 @@ import asyncio
 import os
 import signal
 import socket
+import ssl
 import statistics
 import subprocess
 import sys
@@ -199,7 +200,7 @@ async def one(client: httpx.AsyncClient, max_tokens: int, stream: bool) -> tuple
 def client_for(t: Target) -> httpx.AsyncClient:
     return httpx.AsyncClient(
         base_url=t.base_url,
-        verify=t.verify,
+        verify=ssl.create_default_context(cafile=t.verify) if isinstance(t.verify, str) else t.verify,
         timeout=300,
         headers={"Authorization": f"Bearer {t.key}"},
         limits=httpx.Limits(max_keepalive_connections=32),
