@@ -342,9 +342,9 @@ curl --cacert $ca $ENDPOINT_BASE/chat/completions \\
   -d '{"model":"$ADAPTER_NAME","messages":[{"role":"user","content":"Who are you?"}]}'
 
 python - <<'PY'
-import httpx, openai
+import ssl, httpx, openai
 client = openai.OpenAI(base_url="$ENDPOINT_BASE", api_key=open("$key_file").read().strip(),
-                       http_client=httpx.Client(verify="$ca"))
+                       http_client=httpx.Client(verify=ssl.create_default_context(cafile="$ca")))
 reply = client.chat.completions.create(model="$ADAPTER_NAME", messages=[{"role": "user", "content": "Who are you?"}])
 print(reply.choices[0].message.content)
 PY

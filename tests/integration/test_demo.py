@@ -4,6 +4,7 @@ reuses every stage, then `--down`. Everything goes to a temporary RUNS_DIR and f
 from __future__ import annotations
 
 import json
+import shutil
 import ssl
 import subprocess
 from pathlib import Path
@@ -11,15 +12,15 @@ from pathlib import Path
 import httpx
 import openai
 import pytest
-from stack import HOME, MODEL, base_env, free_port, require_real_parts
+from stack import HOME, MODEL, base_env, free_port, open_dir, require_real_parts
 
 DEMO = HOME / "scripts" / "demo.sh"
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory):
+def demo():
     require_real_parts()
-    root = tmp_path_factory.mktemp("demo")
+    root = open_dir("ftk-test-demo-")  # traversable by nginx's workers
     vllm_port = free_port()
     env = base_env(
         RUNS_DIR=str(root / "runs"),
@@ -37,10 +38,15 @@ def demo(tmp_path_factory: pytest.TempPathFactory):
         PROMETHEUS_PORT=str(free_port()),
         ASSISTANT_NAME="Ferret",
     )
-    first = subprocess.run(
-        [str(DEMO)], capture_output=True, text=True, env=env, timeout=3000, check=False
-    )
     try:
+        first = subprocess.run(
+            [str(DEMO)],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=3000,
+            check=False,
+        )
         yield {"env": env, "first": first, "dir": root / "runs" / "demo"}
     finally:
         subprocess.run(
@@ -51,6 +57,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory):
             timeout=300,
             check=False,
         )
+        shutil.rmtree(root, ignore_errors=True)
 
 
 def test_demo_ends_ok_and_prints_how_to_use_it(demo) -> None:

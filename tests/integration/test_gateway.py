@@ -30,13 +30,14 @@ def stack():
         extra_env={
             "RATE_LIMIT_RPS": "5",
             "RATE_LIMIT_BURST": "5",
+            "MAX_CONNS_PER_KEY": "2",
             "CLIENT_MAX_BODY_SIZE": "64k",
             "PROXY_READ_TIMEOUT": "120",
         },
     )
     try:
         vllm.start()
-        keys = {name: gw.add_key(name) for name in ("main", "burst", "old")}
+        keys = {name: gw.add_key(name) for name in ("main", "burst", "conn", "old")}
         revoke = run_ftk(
             "gateway",
             "keys",
@@ -192,6 +193,31 @@ def test_rate_limit_429_json(stack) -> None:
     assert error_of(limited[0])["code"] == "rate_limit_exceeded"
     assert limited[0].headers["retry-after"]
     assert other.status_code == 200, "limits are per key"
+
+
+def test_concurrent_requests_per_key_capped_429(stack) -> None:
+    """MAX_CONNS_PER_KEY=2: a third request while two streams of the same key run is refused with 429 JSON."""
+    gw: Gateway = stack["gw"]
+    body = {
+        "model": "base",
+        "messages": [{"role": "user", "content": "Tell me a long story."}],
+        "max_tokens": 200,
+        "stream": True,
+        "ignore_eos": True,
+    }
+    with (
+        gw.client(stack["keys"]["conn"]) as c1,
+        gw.client(stack["keys"]["conn"]) as c2,
+        c1.stream("POST", "/v1/chat/completions", json=body) as s1,
+        c2.stream("POST", "/v1/chat/completions", json=body) as s2,
+    ):
+        assert s1.status_code == 200 and s2.status_code == 200
+        with gw.client(stack["keys"]["conn"]) as c3:
+            third = c3.get("/v1/models")
+        with gw.client(stack["keys"]["main"]) as other:
+            other_key = other.get("/v1/models")
+    assert third.status_code == 429 and error_of(third)["code"] == "rate_limit_exceeded"
+    assert other_key.status_code == 200
 
 
 def test_oversize_body_413_json(stack) -> None:

@@ -413,9 +413,16 @@ def test_smoke_reports_adapter_not_used_when_the_request_names_the_base(
         "base",
         "--expect",
         "",
+        "--json",
     )
     assert r.returncode == 1
-    assert "adapter not used" in r.stdout and "send model=<adapter name>" in r.stdout
+    live = next(
+        c for c in json.loads(r.stdout)["checks"] if c["name"] == "adapter base live"
+    )
+    assert (
+        live["reason"] == "adapter not used"
+        and "send model=<adapter name>" in live["detail"]
+    )
 
 
 def test_smoke_classifies_failures(base_adapter: Server, work: Path) -> None:

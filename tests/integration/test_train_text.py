@@ -127,9 +127,7 @@ def test_short_run_writes_adapter_manifest_and_loss_plot(
     )
     # the same run id again is refused, and nothing changes
     stamp = (adapter / "adapter_model.safetensors").stat().st_mtime
-    r = _train(
-        tmp_path, data_dir, "short", "--set", "max_steps=3", timeout=300, check=False
-    )
+    r = _train(tmp_path, data_dir, "short", "--set", "max_steps=3", timeout=300)
     assert r.returncode == 1
     assert (
         "already holds a completed adapter (RUN_ID=short); use a new RUN_ID or pass --overwrite"
@@ -166,8 +164,13 @@ def test_interrupted_run_resumes_from_its_checkpoint(
     r = _train(tmp_path, data_dir, "resume", *args)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     assert f"resuming the interrupted run from {adapter / done[-1]}" in r.stderr
-    steps = [json.loads(x)["current_steps"] for x in (adapter / "trainer_log.jsonl").read_text().splitlines()]
-    assert steps.count(1) == 1 and steps[-1] == 4, steps  # went on from the checkpoint, did not start over
+    steps = [
+        json.loads(x)["current_steps"]
+        for x in (adapter / "trainer_log.jsonl").read_text().splitlines()
+    ]
+    assert steps.count(1) == 1 and steps[-1] == 4, (
+        steps
+    )  # went on from the checkpoint, did not start over
     manifest = json.loads((tmp_path / "runs" / "resume" / "manifest.json").read_text())
     assert (
         manifest["resumed_from"] == str(adapter / done[-1])
@@ -180,7 +183,7 @@ def test_identity_demo_recipe_teaches_the_assistant_name(
     tmp_path: Path, data_dir: Path
 ) -> None:
     """The demo's proof: after the demo recipe, the adapter says its name; the base model does not."""
-    r = _train(tmp_path, data_dir, "identity", timeout=3600, check=False)
+    r = _train(tmp_path, data_dir, "identity", timeout=3600)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     manifest = json.loads(
         (tmp_path / "runs" / "identity" / "manifest.json").read_text()

@@ -191,3 +191,16 @@ def test_merge_render_exports_next_to_target_and_inherits_the_template(
         and cfg["export_size"] == 5
         and cfg["export_device"] == "cpu"
     )
+
+
+def test_every_shipped_recipe_renders(tmp_path: Path) -> None:
+    recipes = sorted((HOME / "configs" / "train").glob("*.yaml")) + sorted(
+        (HOME / "configs" / "merge").glob("*.yaml")
+    )
+    assert any(p.name == "text_lora_sft_cpu.yaml" for p in recipes)
+    for recipe in recipes:
+        r = _render(
+            tmp_path, "--recipe", str(recipe), "--stdout", kind=recipe.parent.name
+        )
+        assert r.returncode == 0, f"{recipe}: {r.stderr}"
+        assert yaml.safe_load(r.stdout)["model_name_or_path"]

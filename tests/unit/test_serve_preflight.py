@@ -207,6 +207,19 @@ def test_cpu_command_has_kv_bytes_lora_json_and_no_key(
     assert "api-key" not in cmd.display() and cmd.expected_models == ["base", "ident"]
 
 
+def test_several_adapters_follow_one_lora_modules_flag(
+    tmp_path: Path, model: Path
+) -> None:
+    a, b = make_adapter(tmp_path / "a", model), make_adapter(tmp_path / "b", model)
+    s = settings(model, lora_modules=f"x={a} y={b}")
+    argv = command.build(s, preflight.run(s), gpus=0).argv
+    assert (
+        argv.count("--lora-modules") == 1
+    )  # argparse keeps only the last of repeated flags
+    i = argv.index("--lora-modules")
+    assert [json.loads(x)["name"] for x in argv[i + 1 : i + 3]] == ["x", "y"]
+
+
 def test_gpu_command_uses_memory_fraction_and_tp(model: Path) -> None:
     s = settings(
         model, tensor_parallel_size=2, gpu_memory_utilization=0.85, kv_cache_dtype="fp8"

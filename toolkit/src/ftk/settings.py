@@ -117,7 +117,7 @@ class Settings(BaseSettings):
     gateway_http_port: Port = 8080
     gateway_bind: str = "127.0.0.1"
     gateway_internal_port: Port = 9443  # metrics and admin only; never published
-    gateway_internal_bind: str = "127.0.0.1"  # internal listener address; 0.0.0.0 in compose (internal network)
+    gateway_internal_bind: str = "127.0.0.1"  # internal listener; 0.0.0.0 in compose (internal network)
     gateway_prefix: Path = Path("runs/gateway")  # rendered nginx config, logs, pid file, temp files
     gateway_metrics_port: Port = 9145  # `ftk gateway metrics`: per-status counts from the access log
     vllm_upstreams: str = ""  # host:port list; empty: VLLM_HOST:VLLM_PORT
@@ -138,7 +138,7 @@ class Settings(BaseSettings):
     prometheus_bind: str = "127.0.0.1"
     grafana_port: Port = 3000
     scrape_interval: str = "15s"
-    monitor_dir: Path = Path("runs/monitor")  # rendered prometheus.yml, data/, pid and log of scripts/monitor.sh
+    monitor_dir: Path = Path("runs/monitor")  # prometheus.yml, data/, pid and log of scripts/monitor.sh
     prometheus_vllm_targets: str = ""  # host:port list; empty: VLLM_UPSTREAMS (or VLLM_HOST:VLLM_PORT)
     prometheus_gateway_targets: str = ""  # host:port list; empty: 127.0.0.1:GATEWAY_METRICS_PORT
     prometheus_gpu_targets: str = ""  # NVIDIA DCGM exporter host:port list on GPU hosts; empty: none

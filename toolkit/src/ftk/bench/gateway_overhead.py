@@ -305,6 +305,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--vllm-key-file", type=Path, help="its API key file (with --vllm-url)")
     args = p.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="ftk-bench-gw-") as tmp:
+        Path(tmp).chmod(0o755)  # nginx workers (www-data when started as root) write temp files under it
         stack = Stack(Path(tmp), args.vllm_url, args.vllm_key_file)
         try:
             stack.start_vllm()

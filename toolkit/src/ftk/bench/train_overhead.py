@@ -6,7 +6,7 @@ so load drift on a shared machine hits both alike. Figures per path (median over
 (LLaMA-Factory's effective_tokens_per_sec), train_runtime, wall time (the wrapper's includes its preflight)
 and peak RSS of the process tree. The ratio column is wrapper / plain; goal: tokens/s within noise (~1.0).
 
-    python -m ftk.bench.train_overhead [--steps 8] [--rounds 1] [--keep DIR]
+    python -m ftk.bench.train_overhead [--steps 8] [--rounds 2] [--keep DIR]
 """
 
 from __future__ import annotations
@@ -76,7 +76,7 @@ def _metrics(adapter: Path) -> dict[str, float]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=8, help="optimizer steps per run")
-    parser.add_argument("--rounds", type=int, default=1, help="plain/wrapper pairs to run")
+    parser.add_argument("--rounds", type=int, default=2, help="plain/wrapper pairs (order alternates)")
     parser.add_argument("--keep", type=Path, help="work folder to keep (default: a temporary one)")
     args = parser.parse_args(argv)
     home = paths.project_home()
@@ -136,13 +136,22 @@ def main(argv: list[str] | None = None) -> int:
         cfg["output_dir"] = str(plain_dir / "adapter")
         (plain_dir / "train.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False), encoding="utf-8")
         shutil.rmtree(work / "runs" / run_id)
-        console.print(f"round {i + 1}/{args.rounds}: plain llamafactory-cli train ({args.steps} steps)")
-        wall, rss = _run([lf, "train", str(plain_dir / "train.yaml")], env, plain_dir.with_suffix(".log"))
-        results["plain"].append({**_metrics(plain_dir / "adapter"), "wall": wall, "rss": rss})
-        console.print(f"round {i + 1}/{args.rounds}: scripts/train.sh ({args.steps} steps)")
-        log = work / "runs" / f"{run_id}.log"
-        wall, rss = _run([str(home / "scripts" / "train.sh"), "--run-id", run_id, *sets], env, log)
-        results["wrapper"].append({**_metrics(work / "runs" / run_id / "adapter"), "wall": wall, "rss": rss})
+        runs = {
+            "plain": ([lf, "train", str(plain_dir / "train.yaml")], plain_dir),
+            "wrapper": (
+                [str(home / "scripts" / "train.sh"), "--run-id", run_id, *sets],
+                work / "runs" / run_id,
+            ),
+        }
+        order = ["plain", "wrapper"] if i % 2 == 0 else ["wrapper", "plain"]  # alternate: drift hits both
+        for name in order:
+            cmd, run_dir = runs[name]
+            console.print(
+                f"round {i + 1}/{args.rounds}: {name} ({' '.join(Path(c).name for c in cmd[:2])}, "
+                f"{args.steps} steps)"
+            )
+            wall, rss = _run(cmd, env, run_dir.with_suffix(".log"))
+            results[name].append({**_metrics(run_dir / "adapter"), "wall": wall, "rss": rss})
 
     def med(path: str, key: str) -> float:
         return statistics.median(r.get(key, 0.0) for r in results[path])

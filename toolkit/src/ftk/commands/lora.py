@@ -12,7 +12,7 @@ import typer
 from rich.table import Table
 
 from ftk import paths
-from ftk.console import console, fail, info, warn
+from ftk.console import console, fail, info, print_error, warn
 from ftk.serve import command as serve_command
 from ftk.serve.adapters import Adapter, check_adapter, check_names, check_rank
 from ftk.serve.client import ServerError, VllmClient, read_key
@@ -116,7 +116,7 @@ def load_cmd(
             problems += check_rank(adapter, rank_limit)
         if problems:
             for p in problems[:-1]:
-                console.print(f"[red]error:[/] {p}", soft_wrap=True)
+                print_error(p)
             fail(problems[-1])
     try:
         client.load_lora(name, str(adapter_path))

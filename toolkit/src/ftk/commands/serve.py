@@ -104,7 +104,7 @@ def wait_cmd(
         or [s.served_model_name, *(item.partition("=")[0] for item in split_list(s.lora_modules))]
     )
     client = VllmClient(
-        base_url or serve_command.base_url(s), read_key(s.path("vllm_api_key_file")), timeout=10
+        base_url or serve_command.base_url(s), timeout=10, key_file=s.path("vllm_api_key_file")
     )
     alive = None
     if pid:

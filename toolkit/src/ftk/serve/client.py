@@ -31,8 +31,11 @@ class VllmClient:
     base_url: str  # http://host:port (no /v1)
     api_key: str = ""
     timeout: float = 30.0
+    key_file: Path | None = None  # read at each request while api_key is empty (serve.sh may create it later)
 
     def _client(self) -> httpx.Client:
+        if not self.api_key and self.key_file is not None:
+            self.api_key = read_key(self.key_file)
         headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
         return httpx.Client(base_url=self.base_url, headers=headers, timeout=self.timeout)
 

@@ -111,9 +111,12 @@ def build(settings: Settings, report: preflight.Report, gpus: int | None = None)
             "--max-loras",
             str(settings.max_loras),
         ]
-        for a in adapters:
-            spec = {"name": a.name, "path": str(a.path), "base_model_name": settings.served_model_name}
-            args += ["--lora-modules", json.dumps(spec, separators=(",", ":"))]
+        if adapters:  # one flag, all specs: argparse keeps only the last of repeated --lora-modules
+            specs = [
+                {"name": a.name, "path": str(a.path), "base_model_name": settings.served_model_name}
+                for a in adapters
+            ]
+            args += ["--lora-modules", *(json.dumps(spec, separators=(",", ":")) for spec in specs)]
     if settings.limit_mm_per_prompt:
         args += ["--limit-mm-per-prompt", settings.limit_mm_per_prompt]
     if model is not None and model.is_vision_language and cpu:

@@ -5,7 +5,7 @@ No hub is reachable here, so everything is made locally and deterministically (f
   (`<|im_start|>`, `<|im_end|>`, `<|vision_start|>`, `<|image_pad|>`, `<|video_pad|>`, ...);
 - the processor (image processor, video processor, tokenizer, chat template) as the real models ship it;
 - a randomly initialised model with the real architecture at a tiny size, head size 64 (one that vLLM's CPU
-  attention supports), saved as float32 safetensors (about 2 MB).
+  attention supports), saved as float32 safetensors (about 3 MB).
 
 It needs transformers with the VL classes and torchvision (the video processors use it): run it in the train
 venv (`ftk tiny-vl build` re-runs itself there when called from another venv).
