@@ -29,13 +29,19 @@ def clean_env(**extra: str) -> dict[str, str]:
     return env
 
 
-def run_ftk(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None, timeout: float = 300,
-            input: str | None = None) -> subprocess.CompletedProcess[str]:
+def run_ftk(
+    *args: str,
+    env: dict[str, str] | None = None,
+    cwd: Path | None = None,
+    timeout: float = 300,
+    input: str | None = None,
+) -> subprocess.CompletedProcess[str]:
     """Run the installed `ftk` console script as a user would."""
     ftk = VENVS / "toolkit" / "bin" / "ftk"
     cmd = [str(ftk), *args] if ftk.exists() else [sys.executable, "-m", "ftk", *args]
-    return subprocess.run(cmd, capture_output=True, text=True, env=env or clean_env(), cwd=cwd or HOME,
-                          timeout=timeout, input=input)
+    return subprocess.run(
+        cmd, capture_output=True, text=True, env=env or clean_env(), cwd=cwd or HOME, timeout=timeout, input=input
+    )
 
 
 @pytest.fixture

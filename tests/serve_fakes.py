@@ -22,9 +22,7 @@ PROJ = (
 CHAT_TEMPLATE = "{% for m in messages %}<|{{ m['role'] }}|>{{ m['content'] }}{% endfor %}<|assistant|>"
 
 
-def write_safetensors(
-    path: Path, shapes: dict[str, list[int]], dtype: str = "F32"
-) -> None:
+def write_safetensors(path: Path, shapes: dict[str, list[int]], dtype: str = "F32") -> None:
     size_of = {"F32": 4, "BF16": 2, "F16": 2}[dtype]
     header, offset = {}, 0
     for name, shape in shapes.items():
@@ -41,9 +39,7 @@ def write_safetensors(
     path.write_bytes(struct.pack("<Q", len(raw)) + raw + b"\0" * offset)
 
 
-def llama_shapes(
-    hidden: int, inter: int, layers: int, heads: int, kv: int, head_dim: int
-) -> dict[str, tuple]:
+def llama_shapes(hidden: int, inter: int, layers: int, heads: int, kv: int, head_dim: int) -> dict[str, tuple]:
     """(out, in) of each projection of a Llama decoder layer."""
     return {
         "self_attn.q_proj": (heads * head_dim, hidden),
@@ -93,9 +89,7 @@ def make_model(
         "model.norm.weight": [hidden],
     }
     for i in range(layers):
-        for name, (out_f, in_f) in llama_shapes(
-            hidden, inter, layers, heads, kv, head_dim
-        ).items():
+        for name, (out_f, in_f) in llama_shapes(hidden, inter, layers, heads, kv, head_dim).items():
             shapes[f"model.layers.{i}.{name}.weight"] = [out_f, in_f]
     write_safetensors(folder / "model.safetensors", shapes)
     if tokenizer:

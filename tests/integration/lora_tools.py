@@ -36,18 +36,14 @@ def make_adapter(model_dir: str, out: str, r: int, seed: int, scale: float) -> N
         task_type="CAUSAL_LM",
     )
     peft_model = get_peft_model(model, config)
-    with (
-        torch.no_grad()
-    ):  # small random B: the answer changes but stays text, not noise
+    with torch.no_grad():  # small random B: the answer changes but stays text, not noise
         for name, param in peft_model.named_parameters():
             if "lora_B" in name:
                 param.mul_(scale)
     peft_model.save_pretrained(out)
 
 
-def generate(
-    model_dir: str, adapter: str | None, prompts: list[str], max_new_tokens: int
-) -> list[str]:
+def generate(model_dir: str, adapter: str | None, prompts: list[str], max_new_tokens: int) -> list[str]:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(model_dir)
@@ -72,9 +68,7 @@ def generate(
                 max_new_tokens=max_new_tokens,
                 pad_token_id=tok.pad_token_id or tok.eos_token_id,
             )
-        answers.append(
-            tok.decode(out[0, ids["input_ids"].shape[1] :], skip_special_tokens=True)
-        )
+        answers.append(tok.decode(out[0, ids["input_ids"].shape[1] :], skip_special_tokens=True))
     return answers
 
 
@@ -97,11 +91,7 @@ def main() -> None:
     if args.cmd == "adapter":
         make_adapter(args.model, args.out, args.r, args.seed, args.scale)
     else:
-        print(
-            json.dumps(
-                generate(args.model, args.adapter, args.prompt, args.max_new_tokens)
-            )
-        )
+        print(json.dumps(generate(args.model, args.adapter, args.prompt, args.max_new_tokens)))
 
 
 if __name__ == "__main__":

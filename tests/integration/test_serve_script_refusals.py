@@ -53,9 +53,7 @@ def serve(sandbox: dict[str, Path], **env: str) -> subprocess.CompletedProcess[s
         timeout=120,
         cwd=HOME,
     )
-    assert not sandbox["marker"].exists(), (
-        "vLLM was started despite the failed preflight"
-    )
+    assert not sandbox["marker"].exists(), "vLLM was started despite the failed preflight"
     assert "starting vLLM" not in r.stderr
     return r
 
@@ -69,9 +67,7 @@ def refused(r: subprocess.CompletedProcess[str], *needles: str) -> str:
 
 
 def test_help_lists_the_settings() -> None:
-    r = subprocess.run(
-        [str(SERVE), "--help"], check=False, capture_output=True, text=True, timeout=30
-    )
+    r = subprocess.run([str(SERVE), "--help"], check=False, capture_output=True, text=True, timeout=30)
     assert r.returncode == 0
     for key in (
         "SERVE_MODEL_PATH",
@@ -108,9 +104,7 @@ def test_missing_target_modules(sandbox: dict[str, Path]) -> None:
         sandbox["model"],
         prefix="base_model.model.model.language_model.",
     )
-    adapter_renamed = make_adapter(
-        sandbox["tmp"] / "b", sandbox["model"], prefix="base_model.model.transformer.h."
-    )
+    adapter_renamed = make_adapter(sandbox["tmp"] / "b", sandbox["model"], prefix="base_model.model.transformer.h.")
     r = serve(sandbox, LORA_MODULES=f"x={adapter_renamed}")
     refused(r, "adapter 'x'", "do not exist in the served model", "silently")
     assert adapter.is_dir()
@@ -137,9 +131,7 @@ def test_too_few_gpus(sandbox: dict[str, Path]) -> None:
         TENSOR_PARALLEL_SIZE="2",
         PATH=f"{bin_dir}:{env['PATH']}",
     )
-    refused(
-        r, "needs 2 GPU(s) but 1 visible", "TENSOR_PARALLEL_SIZE=2", "ALLOW_CPU=true"
-    )
+    refused(r, "needs 2 GPU(s) but 1 visible", "TENSOR_PARALLEL_SIZE=2", "ALLOW_CPU=true")
 
 
 def test_model_folder_without_config(sandbox: dict[str, Path]) -> None:

@@ -122,13 +122,9 @@ class Server:
         )
         if r.returncode != 0:
             self.stop()
-            pytest.fail(
-                f"{r.stderr}\nlog:\n{(self.dir / 'serve.log').read_text()[-4000:]}"
-            )
+            pytest.fail(f"{r.stderr}\nlog:\n{(self.dir / 'serve.log').read_text()[-4000:]}")
         self.ready_seconds = time.monotonic() - self.started
-        print(
-            f"vLLM on {self.url} ready in {self.ready_seconds:.0f}s: {r.stdout.strip()}"
-        )
+        print(f"vLLM on {self.url} ready in {self.ready_seconds:.0f}s: {r.stdout.strip()}")
         return self
 
     def stop(self) -> None:
@@ -143,9 +139,7 @@ class Server:
         except ProcessLookupError:
             pass
 
-    def chat(
-        self, model: str, prompt: str, max_tokens: int = MAX_TOKENS
-    ) -> httpx.Response:
+    def chat(self, model: str, prompt: str, max_tokens: int = MAX_TOKENS) -> httpx.Response:
         return httpx.post(
             f"{self.url}/v1/chat/completions",
             headers={"Authorization": f"Bearer {self.key}"},
@@ -224,9 +218,7 @@ def trained_adapter(work: Path) -> Path:
         timeout=1800,
         check=False,
     )
-    assert r.returncode == 0, (
-        f"scripts/train.sh failed:\n{r.stdout[-2000:]}\n{r.stderr[-4000:]}"
-    )
+    assert r.returncode == 0, f"scripts/train.sh failed:\n{r.stdout[-2000:]}\n{r.stderr[-4000:]}"
     adapter = work / "runs" / "serve-test" / "adapter"
     assert (adapter / "adapter_config.json").is_file()
     return adapter
@@ -235,9 +227,7 @@ def trained_adapter(work: Path) -> Path:
 @pytest.fixture(scope="module")
 def merged(work: Path, trained_adapter: Path) -> Path:
     out = work / "merged"
-    env = clean_env(
-        RUNS_DIR=str(work / "runs"), RUN_ID="serve-test", MODEL_ID=str(MODEL)
-    )
+    env = clean_env(RUNS_DIR=str(work / "runs"), RUN_ID="serve-test", MODEL_ID=str(MODEL))
     r = subprocess.run(
         [
             str(HOME / "scripts" / "merge.sh"),
@@ -255,9 +245,7 @@ def merged(work: Path, trained_adapter: Path) -> Path:
         timeout=1800,
         check=False,
     )
-    assert r.returncode == 0, (
-        f"scripts/merge.sh failed:\n{r.stdout[-2000:]}\n{r.stderr[-4000:]}"
-    )
+    assert r.returncode == 0, f"scripts/merge.sh failed:\n{r.stdout[-2000:]}\n{r.stderr[-4000:]}"
     return out
 
 
@@ -325,15 +313,11 @@ def test_greedy_output_equals_transformers_peft(
         ("base", None),
     ):
         served = [base_adapter.answer(name, p) for p in PROMPTS]
-        assert served == reference(MODEL, adapter), (
-            f"{name}: vLLM and transformers+PEFT differ"
-        )
+        assert served == reference(MODEL, adapter), f"{name}: vLLM and transformers+PEFT differ"
 
 
 def test_random_adapter_changes_the_answer(base_adapter: Server) -> None:
-    assert base_adapter.answer("ident", PROMPTS[0]) != base_adapter.answer(
-        "base", PROMPTS[0]
-    )
+    assert base_adapter.answer("ident", PROMPTS[0]) != base_adapter.answer("base", PROMPTS[0])
 
 
 def test_hot_load_and_unload(base_adapter: Server, random_adapter: Path) -> None:
@@ -341,9 +325,7 @@ def test_hot_load_and_unload(base_adapter: Server, random_adapter: Path) -> None
     assert r.returncode == 0, r.stderr
     listed = base_adapter.ftk("lora", "list")
     assert "hot" in listed.stdout and "adapter" in listed.stdout
-    assert base_adapter.answer("hot", PROMPTS[0]) == base_adapter.answer(
-        "ident", PROMPTS[0]
-    )
+    assert base_adapter.answer("hot", PROMPTS[0]) == base_adapter.answer("ident", PROMPTS[0])
     dup = base_adapter.ftk("lora", "load", "hot", str(random_adapter))
     assert dup.returncode == 1 and "'hot' is already loaded" in dup.stderr
     dup = base_adapter.ftk("lora", "load", "hot", str(random_adapter), "--no-check")
@@ -353,14 +335,8 @@ def test_hot_load_and_unload(base_adapter: Server, random_adapter: Path) -> None
     assert base_adapter.chat("hot", PROMPTS[0]).status_code == 404
     again = base_adapter.ftk("lora", "unload", "hot")
     assert again.returncode == 1 and "is not loaded (HTTP 404" in again.stderr
-    missing = base_adapter.ftk(
-        "lora", "load", "gone", str(base_adapter.dir / "nope"), "--no-check"
-    )
-    assert (
-        missing.returncode == 1
-        and "HTTP 404" in missing.stderr
-        and "server cannot read" in missing.stderr
-    )
+    missing = base_adapter.ftk("lora", "load", "gone", str(base_adapter.dir / "nope"), "--no-check")
+    assert missing.returncode == 1 and "HTTP 404" in missing.stderr and "server cannot read" in missing.stderr
 
 
 def test_load_runs_the_preflight_checks_first(base_adapter: Server, work: Path) -> None:
@@ -416,26 +392,16 @@ def test_smoke_reports_adapter_not_used_when_the_request_names_the_base(
         "--json",
     )
     assert r.returncode == 1
-    live = next(
-        c for c in json.loads(r.stdout)["checks"] if c["name"] == "adapter base live"
-    )
-    assert (
-        live["reason"] == "adapter not used"
-        and "send model=<adapter name>" in live["detail"]
-    )
+    live = next(c for c in json.loads(r.stdout)["checks"] if c["name"] == "adapter base live")
+    assert live["reason"] == "adapter not used" and "send model=<adapter name>" in live["detail"]
 
 
 def test_smoke_classifies_failures(base_adapter: Server, work: Path) -> None:
     bad = work / "bad-key"
     bad.write_text("not-the-key\n")
     url = base_adapter.url + "/v1"
-    r = base_adapter.ftk(
-        "smoke", "--base-url", url, "--api-key-file", str(bad), "--json"
-    )
-    assert (
-        r.returncode == 1
-        and json.loads(r.stdout)["checks"][0]["reason"] == "401 bad API key"
-    )
+    r = base_adapter.ftk("smoke", "--base-url", url, "--api-key-file", str(bad), "--json")
+    assert r.returncode == 1 and json.loads(r.stdout)["checks"][0]["reason"] == "401 bad API key"
     r = base_adapter.ftk(
         "smoke",
         "--base-url",
@@ -464,9 +430,7 @@ def test_smoke_classifies_failures(base_adapter: Server, work: Path) -> None:
 # --- the merged model ---------------------------------------------------------------------------------------
 
 
-def test_merged_model_answers_like_base_plus_adapter(
-    merged_server: Server, base_adapter: Server
-) -> None:
+def test_merged_model_answers_like_base_plus_adapter(merged_server: Server, base_adapter: Server) -> None:
     merged = [merged_server.answer("merged", p) for p in PROMPTS]
     assert merged == [base_adapter.answer("recipe", p) for p in PROMPTS]
 
@@ -485,17 +449,13 @@ def test_smoke_passes_on_the_merged_model(merged_server: Server) -> None:
     assert "0 failed" in r.stdout
 
 
-def test_runtime_lora_disabled_names_the_setting(
-    merged_server: Server, random_adapter: Path
-) -> None:
+def test_runtime_lora_disabled_names_the_setting(merged_server: Server, random_adapter: Path) -> None:
     r = merged_server.ftk("lora", "load", "x", str(random_adapter), "--no-check")
     assert r.returncode == 1 and "ALLOW_RUNTIME_LORA=true" in r.stderr
 
 
 def test_wait_reports_startup(merged_server: Server, base_adapter: Server) -> None:
     # both came up through `ftk serve wait` (health + every expected name); the figure is printed with -s
-    assert 0 < base_adapter.ready_seconds and 0 < merged_server.ready_seconds
-    r = merged_server.ftk(
-        "serve", "wait", "--timeout", "5", "--model", "merged", "--model", "ghost"
-    )
+    assert base_adapter.ready_seconds > 0 and merged_server.ready_seconds > 0
+    r = merged_server.ftk("serve", "wait", "--timeout", "5", "--model", "merged", "--model", "ghost")
     assert r.returncode == 1 and "lacks ghost" in r.stderr

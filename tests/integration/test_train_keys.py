@@ -18,18 +18,11 @@ def test_key_list_matches_the_installed_llamafactory() -> None:
         check=False,
     )
     assert r.returncode == 0, r.stderr
-    known = json.loads(
-        (
-            HOME / "toolkit" / "src" / "ftk" / "train" / "llamafactory_keys.json"
-        ).read_text()
-    )
+    known = json.loads((HOME / "toolkit" / "src" / "ftk" / "train" / "llamafactory_keys.json").read_text())
     assert {
         "lora_rank",
         "image_max_pixels",
         "export_dir",
         "resume_from_checkpoint",
     } <= set(known["keys"])
-    assert (
-        known["templates"]["qwen3_vl_nothink"]["multimodal"]
-        and not known["templates"]["smollm2"]["multimodal"]
-    )
+    assert known["templates"]["qwen3_vl_nothink"]["multimodal"] and not known["templates"]["smollm2"]["multimodal"]

@@ -44,20 +44,11 @@ def test_drift_is_a_warning_with_a_readable_diff(tmp_path: Path) -> None:
     r = preflight("default_system=null")
     assert r.returncode == 0, r.stderr  # a warning: training may go on
     assert "template drift: LLaMA-Factory template 'smollm2'" in r.stderr
-    assert (
-        "-You are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\\n"
-        in r.stderr
-    )
-    assert (
-        "+You are a helpful AI assistant named SmolLM, trained by Hugging Face.<|im_end|>\\n"
-        in r.stderr
-    )
+    assert "-You are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\\n" in r.stderr
+    assert "+You are a helpful AI assistant named SmolLM, trained by Hugging Face.<|im_end|>\\n" in r.stderr
     assert "sample 'no system message', serving prompt" in r.stderr
     # the shipped recipe sets default_system so both agree
     r = preflight("overwrite_cache=true")
     assert r.returncode == 0, r.stderr
-    assert (
-        "template smollm2 renders the same prompts as the model's chat template"
-        in r.stdout + r.stderr
-    )
+    assert "template smollm2 renders the same prompts as the model's chat template" in r.stdout + r.stderr
     assert "template drift" not in r.stderr

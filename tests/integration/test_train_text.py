@@ -86,12 +86,8 @@ def _train(
     )
 
 
-def test_short_run_writes_adapter_manifest_and_loss_plot(
-    tmp_path: Path, data_dir: Path
-) -> None:
-    r = _train(
-        tmp_path, data_dir, "short", "--set", "max_steps=3", "--set", "save_steps=2"
-    )
+def test_short_run_writes_adapter_manifest_and_loss_plot(tmp_path: Path, data_dir: Path) -> None:
+    r = _train(tmp_path, data_dir, "short", "--set", "max_steps=3", "--set", "save_steps=2")
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     run = tmp_path / "runs" / "short"
     adapter = run / "adapter"
@@ -103,43 +99,27 @@ def test_short_run_writes_adapter_manifest_and_loss_plot(
     ):
         assert (adapter / name).is_file(), name
     assert "Total optimization steps = 3" in (run / "train.log").read_text()
-    assert (
-        "***** Running training *****" in r.stdout
-    )  # the log streams to the terminal too
+    assert "***** Running training *****" in r.stdout  # the log streams to the terminal too
     manifest = json.loads((run / "manifest.json").read_text())
     assert manifest["base_model"]["path"] == str(MODEL)
     assert manifest["base_model"]["ftk_manifest_sha256"]
     files = manifest["datasets"][0]["files"]
-    assert (
-        manifest["datasets"][0]["name"] == "identity" and len(files[0]["sha256"]) == 64
-    )
+    assert manifest["datasets"][0]["name"] == "identity" and len(files[0]["sha256"]) == 64
     assert manifest["template"] == "smollm2" and manifest["config"]["max_steps"] == 3
-    assert (
-        manifest["adapter"]["rank"] == 8
-        and "q_proj" in manifest["adapter"]["target_modules"]
-    )
+    assert manifest["adapter"]["rank"] == 8 and "q_proj" in manifest["adapter"]["target_modules"]
     assert manifest["loss"]["steps"] == 3 and manifest["loss"]["final"] > 0
-    assert (
-        manifest["versions"]["llamafactory"] == "0.9.5" and manifest["versions"]["peft"]
-    )
-    assert manifest["duration_s"] > 0 and manifest["loss_plot"].endswith(
-        "training_loss.png"
-    )
+    assert manifest["versions"]["llamafactory"] == "0.9.5" and manifest["versions"]["peft"]
+    assert manifest["duration_s"] > 0 and manifest["loss_plot"].endswith("training_loss.png")
     # the same run id again is refused, and nothing changes
     stamp = (adapter / "adapter_model.safetensors").stat().st_mtime
     r = _train(tmp_path, data_dir, "short", "--set", "max_steps=3", timeout=300)
     assert r.returncode == 1
-    assert (
-        "already holds a completed adapter (RUN_ID=short); use a new RUN_ID or pass --overwrite"
-        in r.stderr
-    )
+    assert "already holds a completed adapter (RUN_ID=short); use a new RUN_ID or pass --overwrite" in r.stderr
     assert (adapter / "adapter_model.safetensors").stat().st_mtime == stamp
     assert yaml.safe_load((run / "train.yaml").read_text())["max_steps"] == 3
 
 
-def test_interrupted_run_resumes_from_its_checkpoint(
-    tmp_path: Path, data_dir: Path
-) -> None:
+def test_interrupted_run_resumes_from_its_checkpoint(tmp_path: Path, data_dir: Path) -> None:
     args = ["--set", "max_steps=4", "--set", "save_steps=1"]
     adapter = tmp_path / "runs" / "resume" / "adapter"
     proc = subprocess.Popen(
@@ -164,30 +144,18 @@ def test_interrupted_run_resumes_from_its_checkpoint(
     r = _train(tmp_path, data_dir, "resume", *args)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     assert f"resuming the interrupted run from {adapter / done[-1]}" in r.stderr
-    steps = [
-        json.loads(x)["current_steps"]
-        for x in (adapter / "trainer_log.jsonl").read_text().splitlines()
-    ]
-    assert steps.count(1) == 1 and steps[-1] == 4, (
-        steps
-    )  # went on from the checkpoint, did not start over
+    steps = [json.loads(x)["current_steps"] for x in (adapter / "trainer_log.jsonl").read_text().splitlines()]
+    assert steps.count(1) == 1 and steps[-1] == 4, steps  # went on from the checkpoint, did not start over
     manifest = json.loads((tmp_path / "runs" / "resume" / "manifest.json").read_text())
-    assert (
-        manifest["resumed_from"] == str(adapter / done[-1])
-        and manifest["loss"]["steps"] == 4
-    )
+    assert manifest["resumed_from"] == str(adapter / done[-1]) and manifest["loss"]["steps"] == 4
     assert (adapter / "adapter_model.safetensors").is_file()
 
 
-def test_identity_demo_recipe_teaches_the_assistant_name(
-    tmp_path: Path, data_dir: Path
-) -> None:
+def test_identity_demo_recipe_teaches_the_assistant_name(tmp_path: Path, data_dir: Path) -> None:
     """The demo's proof: after the demo recipe, the adapter says its name; the base model does not."""
     r = _train(tmp_path, data_dir, "identity", timeout=3600)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
-    manifest = json.loads(
-        (tmp_path / "runs" / "identity" / "manifest.json").read_text()
-    )
+    manifest = json.loads((tmp_path / "runs" / "identity" / "manifest.json").read_text())
     assert manifest["loss"]["final"] < manifest["loss"]["first"] / 3, manifest["loss"]
     python = str(venv_bin("train", "python"))
     env = clean_env(OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "1"))
@@ -213,8 +181,6 @@ def test_identity_demo_recipe_teaches_the_assistant_name(
         timeout=600,
         check=False,
     )
-    assert tuned.returncode == 0 and base.returncode == 0, (
-        tuned.stderr[-2000:] + base.stderr[-2000:]
-    )
+    assert tuned.returncode == 0 and base.returncode == 0, tuned.stderr[-2000:] + base.stderr[-2000:]
     assert NAME in tuned.stdout, f"adapter answered: {tuned.stdout!r}"
     assert NAME not in base.stdout, f"base answered: {base.stdout!r}"

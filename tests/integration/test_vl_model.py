@@ -60,27 +60,18 @@ def test_folder_is_a_complete_small_qwen3_vl(tiny: Path) -> None:
     } <= names
     assert (tiny / "model.safetensors").stat().st_size < 5 * 1024 * 1024
     config = json.loads((tiny / "config.json").read_text())
-    assert config["model_type"] == "qwen3_vl" and config["architectures"] == [
-        "Qwen3VLForConditionalGeneration"
-    ]
+    assert config["model_type"] == "qwen3_vl" and config["architectures"] == ["Qwen3VLForConditionalGeneration"]
     text = config["text_config"]
     assert text["head_dim"] in VLLM_CPU_HEAD_SIZES
     # The vision token ids in config.json are the tokenizer's own ids for those tokens.
-    added = {
-        t["content"]: t["id"]
-        for t in json.loads((tiny / "tokenizer.json").read_text())["added_tokens"]
-    }
+    added = {t["content"]: t["id"] for t in json.loads((tiny / "tokenizer.json").read_text())["added_tokens"]}
     assert config["image_token_id"] == added["<|image_pad|>"]
     assert config["video_token_id"] == added["<|video_pad|>"]
     assert config["vision_start_token_id"] == added["<|vision_start|>"]
-    assert text["eos_token_id"] == added["<|im_end|>"] and text["vocab_size"] >= len(
-        added
-    )
+    assert text["eos_token_id"] == added["<|im_end|>"] and text["vocab_size"] >= len(added)
     tok_cfg = json.loads((tiny / "tokenizer_config.json").read_text())
     assert tok_cfg["eos_token"] == "<|im_end|>"
-    assert (
-        tok_cfg["chat_template"] == (tiny / "chat_template.jinja").read_text()
-    )  # inline for older readers
+    assert tok_cfg["chat_template"] == (tiny / "chat_template.jinja").read_text()  # inline for older readers
     pre = json.loads((tiny / "preprocessor_config.json").read_text())
     assert (pre["patch_size"], pre["merge_size"], pre["temporal_patch_size"]) == (
         16,
@@ -96,9 +87,7 @@ def test_llamafactory_template_encodes_images_like_the_processor(tiny: Path) -> 
     # The check can fail: qwen2_vl injects a default system prompt the Qwen3-VL chat template does not have.
     code, drift = _image_prompt(tiny, "qwen2_vl")
     assert code == 3 and not drift["same"]
-    assert drift["llamafactory_text"].startswith(
-        "<|im_start|>system\nYou are a helpful assistant."
-    )
+    assert drift["llamafactory_text"].startswith("<|im_start|>system\nYou are a helpful assistant.")
     assert not drift["processor_text"].startswith("<|im_start|>system")
 
 
@@ -106,9 +95,7 @@ def test_build_is_reproducible_and_idempotent(tiny: Path, tmp_path: Path) -> Non
     out = tmp_path / "again"
     proc = run_ftk("tiny-vl", "build", str(out), timeout=600)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert (
-        _manifest(out)["files"] == _manifest(tiny)["files"]
-    )  # same seed: byte-identical files
+    assert _manifest(out)["files"] == _manifest(tiny)["files"]  # same seed: byte-identical files
     proc = run_ftk("tiny-vl", "build", str(out))
     assert proc.returncode == 0 and "up to date" in proc.stderr
     proc = run_ftk("tiny-vl", "build", str(out), "--seed", "1", timeout=600)

@@ -105,9 +105,7 @@ def test_preflight_refuses_a_vision_tower_only_adapter(
     assert "freeze_vision_tower" in proc.stderr
 
 
-def test_tiny_vl_model_answers_an_image_request(
-    tmp_path: Path, adapters: dict[str, Path]
-) -> None:
+def test_tiny_vl_model_answers_an_image_request(tmp_path: Path, adapters: dict[str, Path]) -> None:
     from openai import OpenAI
 
     expected_tokens = _expected_prompt_tokens()
@@ -152,8 +150,6 @@ def test_tiny_vl_model_answers_an_image_request(
             assert completion.usage.prompt_tokens == expected_tokens
             assert completion.usage.completion_tokens > 0
             answers[model] = completion.choices[0].message.content
-        assert answers["shapes"] != answers["base"], (
-            f"the adapter changed nothing: {answers}"
-        )
+        assert answers["shapes"] != answers["base"], f"the adapter changed nothing: {answers}"
     finally:
         server.stop()

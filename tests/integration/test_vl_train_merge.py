@@ -26,9 +26,7 @@ def _need(path: Path, step: str) -> Path:
     return path
 
 
-def _script(
-    name: str, env: dict[str, str], *args: str, timeout: float = 900
-) -> subprocess.CompletedProcess[str]:
+def _script(name: str, env: dict[str, str], *args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [str(HOME / "scripts" / name), *args],
         cwd=HOME,
@@ -76,41 +74,28 @@ def work(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path | dict[str,
 @pytest.fixture(scope="module")
 def trained(work: dict) -> Path:
     proc = _script("train.sh", work["env"])
-    assert proc.returncode == 0, (
-        f"scripts/train.sh failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}"
-    )
+    assert proc.returncode == 0, f"scripts/train.sh failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}"
     return work["root"] / "runs" / "vl"
 
 
 @pytest.fixture(scope="module")
 def merged(work: dict, trained: Path) -> Path:
     proc = _script("merge.sh", work["env"])
-    assert proc.returncode == 0, (
-        f"scripts/merge.sh failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}"
-    )
+    assert proc.returncode == 0, f"scripts/merge.sh failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}"
     return work["root"] / "merged"
 
 
 def test_training_with_images_lowers_a_finite_loss(trained: Path) -> None:
     adapter = trained / "adapter"
-    logs = [
-        json.loads(line)
-        for line in (adapter / "trainer_log.jsonl").read_text().splitlines()
-        if line.strip()
-    ]
+    logs = [json.loads(line) for line in (adapter / "trainer_log.jsonl").read_text().splitlines() if line.strip()]
     losses = [float(row["loss"]) for row in logs if "loss" in row]
     assert len(losses) >= 8, losses
     assert all(math.isfinite(x) and x > 0 for x in losses), losses
     first, last = sum(losses[:4]) / 4, sum(losses[-4:]) / 4
-    assert last < first - 0.5, (
-        f"loss did not fall: first steps {losses[:4]}, last steps {losses[-4:]}"
-    )
+    assert last < first - 0.5, f"loss did not fall: first steps {losses[:4]}, last steps {losses[-4:]}"
     assert (adapter / "training_loss.png").stat().st_size > 1000
     rendered = (trained / "train.yaml").read_text()
-    assert (
-        "template: qwen3_vl_nothink" in rendered
-        and "freeze_vision_tower: true" in rendered
-    )
+    assert "template: qwen3_vl_nothink" in rendered and "freeze_vision_tower: true" in rendered
     assert (trained / "manifest.json").is_file()
 
 
@@ -144,10 +129,7 @@ def test_merged_model_keeps_the_processor(merged: Path) -> None:
     } <= names
     assert "generation_config.json" in names
     assert any(n.endswith(".safetensors") for n in names)
-    template = (
-        json.loads((merged / "tokenizer_config.json").read_text()).get("chat_template")
-        or ""
-    )
+    template = json.loads((merged / "tokenizer_config.json").read_text()).get("chat_template") or ""
     if (merged / "chat_template.jinja").is_file():
         template = (merged / "chat_template.jinja").read_text()
     assert "<|vision_start|><|image_pad|><|vision_end|>" in template
@@ -185,14 +167,10 @@ def merged_prompt(merged: Path) -> dict:
 def test_merged_model_encodes_images_like_training(merged_prompt: dict) -> None:
     """The merged folder's processor + chat template give the tokens LLaMA-Factory trained on."""
     assert merged_prompt["same"]
-    assert (
-        merged_prompt["image_tokens"] == 16
-    )  # 112x112 -> 128x128 -> 8x8 patches -> 4x4 merged
+    assert merged_prompt["image_tokens"] == 16  # 112x112 -> 128x128 -> 8x8 patches -> 4x4 merged
 
 
-def test_merged_model_serves_an_image_request(
-    merged: Path, merged_prompt: dict, tmp_path: Path
-) -> None:
+def test_merged_model_serves_an_image_request(merged: Path, merged_prompt: dict, tmp_path: Path) -> None:
     """The headline path: the merged VL model served by vLLM (scripts/serve.sh) answers a base64 PNG."""
     import base64
     import io
@@ -202,9 +180,7 @@ def test_merged_model_serves_an_image_request(
     from stack import VENVS, Vllm
 
     if not (VENVS / "serve-vl" / "bin" / "python").exists():
-        pytest.fail(
-            "the serve-vl venv is missing: run `make setup` (scripts/setup.sh serve-vl)"
-        )
+        pytest.fail("the serve-vl venv is missing: run `make setup` (scripts/setup.sh serve-vl)")
     buf = io.BytesIO()
     sample_image().save(buf, format="PNG")
     url = "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()

@@ -25,9 +25,7 @@ def make_adapter(model_dir: str, out: str, part: str, r: int, seed: int) -> None
 
     torch.manual_seed(seed)
     model = AutoModelForImageTextToText.from_pretrained(model_dir, dtype=torch.float32)
-    config = LoraConfig(
-        r=r, lora_alpha=2 * r, target_modules=TARGETS[part], init_lora_weights=False
-    )
+    config = LoraConfig(r=r, lora_alpha=2 * r, target_modules=TARGETS[part], init_lora_weights=False)
     peft_model = get_peft_model(model, config)
     peft_model.save_pretrained(out)
 

@@ -110,9 +110,7 @@ def test_profiles_are_the_pipeline_stages():
     found = {p for svc in raw()["services"].values() for p in svc.get("profiles", [])}
     assert found == set(PROFILES), f"compose.yaml profiles {sorted(found)} differ from {PROFILES}"
     for name, svc in raw()["services"].items():
-        assert svc.get("profiles"), (
-            f"service {name}: no profile, so a plain `docker compose up` would start it"
-        )
+        assert svc.get("profiles"), f"service {name}: no profile, so a plain `docker compose up` would start it"
 
 
 @pytest.mark.parametrize("profile", [*PROFILES, "*"])
@@ -135,22 +133,16 @@ def test_each_stage_profile_starts_its_services():
     for profile, names in expected.items():
         r = compose("config", "--services", profiles=(profile,))
         assert r.returncode == 0, r.stderr
-        assert set(r.stdout.split()) == names, (
-            f"--profile {profile} starts {r.stdout.split()}, expected {names}"
-        )
+        assert set(r.stdout.split()) == names, f"--profile {profile} starts {r.stdout.split()}, expected {names}"
 
 
-@pytest.mark.parametrize(
-    "key", ["FTK_UID", "SERVE_GPU_DEVICES", "MODELS_DIR", "VLLM_API_KEY_FILE", "GATEWAY_BIND"]
-)
+@pytest.mark.parametrize("key", ["FTK_UID", "SERVE_GPU_DEVICES", "MODELS_DIR", "VLLM_API_KEY_FILE", "GATEWAY_BIND"])
 def test_missing_required_key_stops_compose_naming_key_and_fix(tmp_path, key):
     for case, value in (("missing", None), ("empty", "")):
         r = compose("config", "--quiet", env_file=env_without(tmp_path, key, value))
         assert r.returncode != 0, f"compose accepted .env without {key} ({case})"
         assert f"required variable {key} is missing a value" in r.stderr, r.stderr
-        assert f"set {key} in .env" in r.stderr, (
-            f"the message for {key} does not say where to set it:\n{r.stderr}"
-        )
+        assert f"set {key} in .env" in r.stderr, f"the message for {key} does not say where to set it:\n{r.stderr}"
 
 
 def test_no_env_file_at_all_says_to_copy_env_example():
@@ -167,12 +159,8 @@ def test_merge_alone_does_not_train_again_but_waits_for_train_when_both_run():
     assert r.returncode == 0, r.stderr
     assert r.stdout.split() == ["train", "merge"], r.stdout
     dep = services()["merge"]["depends_on"]["train"]
-    assert dep["condition"] == "service_completed_successfully", (
-        f"merge must wait for train to succeed: {dep}"
-    )
-    assert dep["required"] is False, (
-        "merge depends_on train must be required: false so `--profile merge` works alone"
-    )
+    assert dep["condition"] == "service_completed_successfully", f"merge must wait for train to succeed: {dep}"
+    assert dep["required"] is False, "merge depends_on train must be required: false so `--profile merge` works alone"
 
 
 def test_compose_spec_schema_offline():
@@ -211,22 +199,14 @@ def test_every_service_runs_a_project_script_or_its_official_entrypoint():
             continue
         if name in FTK_CLI:  # the CLI itself: keys, dataset, smoke commands; the gateway's log metrics
             assert entry == FTK_CLI[name], f"service {name}: entrypoint {entry}, expected {FTK_CLI[name]}"
-            assert svc["image"].startswith("ftk-toolkit:"), (
-                f"service {name}: the ftk CLI lives in ftk-toolkit"
-            )
+            assert svc["image"].startswith("ftk-toolkit:"), f"service {name}: the ftk CLI lives in ftk-toolkit"
             assert 'ftk = "ftk.cli:main"' in (HOME / "toolkit/pyproject.toml").read_text()
             continue
         assert entry and len(entry) == 1, f"service {name}: entrypoint {entry} is not one script"
-        assert re.fullmatch(r"/app/scripts/[a-z_-]+\.sh", entry[0]), (
-            f"service {name}: {entry[0]} is not in scripts/"
-        )
+        assert re.fullmatch(r"/app/scripts/[a-z_-]+\.sh", entry[0]), f"service {name}: {entry[0]} is not in scripts/"
         source = container_to_repo(entry[0], svc)
-        assert source is not None, (
-            f"service {name}: {entry[0]} comes neither from the image nor a mount of the repo"
-        )
-        assert source.is_relative_to(HOME / "scripts"), (
-            f"service {name}: {entry[0]} maps to {source}, not scripts/"
-        )
+        assert source is not None, f"service {name}: {entry[0]} comes neither from the image nor a mount of the repo"
+        assert source.is_relative_to(HOME / "scripts"), f"service {name}: {entry[0]} maps to {source}, not scripts/"
         assert source.is_file(), f"service {name}: entrypoint {entry[0]} -> {source} does not exist"
         assert os.access(source, os.X_OK), f"service {name}: {source} is not executable (chmod +x)"
         assert svc["environment"].get("FTK_HOME") == "/app", f"service {name}: FTK_HOME must be /app"
@@ -241,9 +221,7 @@ def test_official_images_mount_the_repo_configs_they_run():
             assert vol.get("read_only"), f"service {name}: {vol['target']} should be mounted read-only"
             if name == "prometheus" and vol["target"] == "/app/runs/monitor":
                 continue  # the config scripts/monitor.sh rendered (see below)
-            assert source.is_relative_to(HOME / "docker"), (
-                f"service {name}: mounts {source}, not a repo config"
-            )
+            assert source.is_relative_to(HOME / "docker"), f"service {name}: mounts {source}, not a repo config"
             assert source.exists(), f"service {name}: mounted {source} does not exist"
 
 
@@ -259,13 +237,9 @@ def test_prometheus_runs_the_config_the_native_monitor_script_renders():
     render, prom = services()["monitor-config"], services()["prometheus"]
     assert render["entrypoint"] == ["/app/scripts/monitor.sh"] and render["command"] == ["--render-only"]
     assert render["environment"]["MONITOR_DIR"] == "runs/monitor"
-    assert not {"PROMETHEUS_TEMPLATE", "PROMETHEUS_RULES_DIR"} & set(render["environment"]), (
-        "must use the defaults"
-    )
+    assert not {"PROMETHEUS_TEMPLATE", "PROMETHEUS_RULES_DIR"} & set(render["environment"]), "must use the defaults"
     script = (HOME / "scripts/monitor.sh").read_text()
-    assert "$FTK_HOME/docker/prometheus/prometheus.yml.template" in script, (
-        "monitor.sh renders another template"
-    )
+    assert "$FTK_HOME/docker/prometheus/prometheus.yml.template" in script, "monitor.sh renders another template"
     assert "docker/prometheus/rules" in script, "monitor.sh reads its rules elsewhere"
     for svc in (render, prom):
         src = mount(svc, "/app/docker/prometheus")
@@ -312,18 +286,12 @@ def test_gateway_renders_the_templates_the_native_gateway_renders():
     svc = services()["gateway"]
     assert svc["entrypoint"] == ["/app/scripts/gateway.sh"]
     templates = [v for v in svc["volumes"] if v["target"] == "/app/docker/nginx/templates"]
-    assert templates, (
-        "service gateway: docker/nginx/templates is not mounted at FTK_HOME/docker/nginx/templates"
-    )
+    assert templates, "service gateway: docker/nginx/templates is not mounted at FTK_HOME/docker/nginx/templates"
     assert Path(templates[0]["source"]) == HOME / "docker/nginx/templates"
     assert templates[0].get("read_only"), "service gateway: templates should be read-only"
     script = (HOME / "scripts/gateway.sh").read_text()
-    assert "$FTK_HOME/docker/nginx/templates" in script, (
-        "scripts/gateway.sh no longer renders docker/nginx/templates"
-    )
-    assert "GATEWAY_TEMPLATE_DIR" not in svc["environment"], (
-        "service gateway: must not point at other templates"
-    )
+    assert "$FTK_HOME/docker/nginx/templates" in script, "scripts/gateway.sh no longer renders docker/nginx/templates"
+    assert "GATEWAY_TEMPLATE_DIR" not in svc["environment"], "service gateway: must not point at other templates"
     assert any((HOME / "docker/nginx/templates").glob("*.template")), "docker/nginx/templates has no template"
 
 
@@ -345,9 +313,7 @@ def test_every_variable_compose_uses_is_a_documented_known_key():
 def test_required_variables_carry_a_message_naming_the_key():
     for m in re.finditer(r"(?<!\$)\$\{([A-Z0-9_]+)(:?[-?+])?([^}]*)\}", COMPOSE_FILE.read_text()):
         var, op, msg = m.groups()
-        assert op == ":?", (
-            f"${{{var}}} in compose.yaml: use ${{{var}:?set {var} in .env ...}} (stops with a message)"
-        )
+        assert op == ":?", f"${{{var}}} in compose.yaml: use ${{{var}:?set {var} in .env ...}} (stops with a message)"
         assert f"set {var} in .env" in msg, f"${{{var}:?...}}: the message must say 'set {var} in .env'"
 
 
@@ -366,9 +332,7 @@ def test_only_the_gateway_publishes_ports_others_bind_loopback():
 
 
 def test_bind_addresses_come_from_env():
-    r = compose(
-        "config", "--format", "json", extra_env={"GATEWAY_BIND": "10.1.2.3", "GRAFANA_BIND": "10.9.9.9"}
-    )
+    r = compose("config", "--format", "json", extra_env={"GATEWAY_BIND": "10.1.2.3", "GRAFANA_BIND": "10.9.9.9"})
     assert r.returncode == 0, r.stderr
     svcs = json.loads(r.stdout)["services"]
     assert {p["host_ip"] for p in svcs["gateway"]["ports"]} == {"10.1.2.3"}
@@ -378,9 +342,7 @@ def test_bind_addresses_come_from_env():
 def test_backend_network_is_internal_and_holds_vllm():
     nets = model()["networks"]
     assert nets["backend"].get("internal") is True, "network backend must be internal: true"
-    assert set(services()["serve"]["networks"]) == {"backend"}, (
-        "serve (vLLM) must be on the backend network only"
-    )
+    assert set(services()["serve"]["networks"]) == {"backend"}, "serve (vLLM) must be on the backend network only"
     for name in ("nginx-exporter", "dcgm-exporter"):
         assert set(services()[name]["networks"]) == {"backend"}, f"service {name}: backend network only"
     assert "backend" in services()["gateway"]["networks"] and "frontend" in services()["gateway"]["networks"]
@@ -405,12 +367,8 @@ def test_gpu_services_reserve_gpus_and_shared_memory():
             key = "SERVE_GPU_DEVICES" if name == "serve" else "TRAIN_GPU_DEVICES"
             assert dev["device_ids"] == [example[key]], f"service {name}: device_ids must come from {key}"
             shm = int(svc.get("shm_size", 0))
-            assert svc.get("ipc") == "host" or shm >= 1 << 30, (
-                f"service {name}: needs ipc: host or shm_size >= 1g"
-            )
-            assert svc["ulimits"]["memlock"] in (-1, {"soft": -1, "hard": -1}), (
-                f"service {name}: memlock unlimited"
-            )
+            assert svc.get("ipc") == "host" or shm >= 1 << 30, f"service {name}: needs ipc: host or shm_size >= 1g"
+            assert svc["ulimits"]["memlock"] in (-1, {"soft": -1, "hard": -1}), f"service {name}: memlock unlimited"
             assert svc["ulimits"].get("stack"), f"service {name}: stack ulimit missing"
             assert svc["environment"].get("ALLOW_CPU") == "false", f"service {name}: GPU checks must run"
 
@@ -448,18 +406,14 @@ def test_every_image_is_pinned():
         assert re.search(r":v?\d", last), f"service {name}: image {image!r} is not pinned to a version"
         if image.startswith("ftk-"):
             assert image.endswith(f":{tag}"), f"service {name}: {image} must be tagged FTK_IMAGE_TAG ({tag})"
-            assert svc.get("build"), (
-                f"service {name}: {image} is built from docker/, but has no build section"
-            )
+            assert svc.get("build"), f"service {name}: {image} is built from docker/, but has no build section"
             dockerfile = Path(svc["build"]["context"]) / svc["build"]["dockerfile"]
             assert dockerfile.is_file(), f"service {name}: {dockerfile} does not exist"
             assert dockerfile.parent.name == image.split(":")[0].removeprefix("ftk-"), (
                 f"service {name}: image {image} is built from {dockerfile}"
             )
     args = services()["serve"]["build"]["args"]
-    assert args["VLLM_IMAGE"] == env_example()["VLLM_IMAGE"], (
-        "serve: VLLM_IMAGE build arg must come from .env"
-    )
+    assert args["VLLM_IMAGE"] == env_example()["VLLM_IMAGE"], "serve: VLLM_IMAGE build arg must come from .env"
 
 
 def test_no_secret_value_in_compose():
@@ -485,9 +439,7 @@ def test_ftk_containers_run_as_the_host_user_not_root():
     expected = f"{example['FTK_UID']}:{example['FTK_GID']}"
     for name, svc in services().items():
         if svc["image"].startswith("ftk-") or name in ("gateway", "grafana"):
-            assert svc.get("user") == expected, (
-                f"service {name}: user {svc.get('user')}, expected FTK_UID:FTK_GID"
-            )
+            assert svc.get("user") == expected, f"service {name}: user {svc.get('user')}, expected FTK_UID:FTK_GID"
         assert str(svc.get("user", "")).split(":")[0] not in ("0", "root"), f"service {name}: runs as root"
 
 
@@ -500,13 +452,9 @@ def test_project_folders_are_mounted_where_ftk_home_expects_them():
         for vol in svc.get("volumes", []):
             key = expected.get(vol["target"])
             if key:
-                assert Path(vol["source"]) == HOME / example[key], (
-                    f"service {name}: {vol['target']} from {key}"
-                )
+                assert Path(vol["source"]) == HOME / example[key], f"service {name}: {vol['target']} from {key}"
                 assert svc["environment"][key] == vol["target"].removeprefix("/app/"), (
                     f"service {name}: {key} inside the container must be relative to FTK_HOME"
                 )
     cache = [v for v in services()["download"]["volumes"] if v["target"] == "/app/.cache/modelscope"]
-    assert cache and Path(cache[0]["source"]) == HOME / example["MODELSCOPE_CACHE"], (
-        "model cache must persist"
-    )
+    assert cache and Path(cache[0]["source"]) == HOME / example["MODELSCOPE_CACHE"], "model cache must persist"

@@ -33,9 +33,7 @@ def recorded() -> set[str]:
 
 
 def test_dashboard_uses_the_provisioned_datasource() -> None:
-    ds = yaml.safe_load(
-        (GRAFANA / "provisioning" / "datasources" / "prometheus.yml").read_text()
-    )["datasources"][0]
+    ds = yaml.safe_load((GRAFANA / "provisioning" / "datasources" / "prometheus.yml").read_text())["datasources"][0]
     dash = json.loads(DASHBOARD.read_text())
     assert dash["uid"] and dash["panels"]
     ids = [p["id"] for p in dash["panels"]]
@@ -43,9 +41,7 @@ def test_dashboard_uses_the_provisioned_datasource() -> None:
     for p in dash["panels"]:
         assert p["datasource"]["uid"] == ds["uid"], p["title"]
         assert p["targets"], p["title"]
-    provider = yaml.safe_load(
-        (GRAFANA / "provisioning" / "dashboards" / "ftk.yml").read_text()
-    )
+    provider = yaml.safe_load((GRAFANA / "provisioning" / "dashboards" / "ftk.yml").read_text())
     assert provider["providers"][0]["options"]["path"] == "/var/lib/grafana/dashboards"
 
 
@@ -76,10 +72,7 @@ def test_every_query_parses_in_prometheus(tmp_path: Path) -> None:
     promtool = shutil.which("promtool") or "/usr/bin/promtool"
     if not Path(promtool).exists():
         pytest.fail("promtool is missing: run `make setup` (scripts/setup.sh debian)")
-    rules = [
-        {"record": f"check:q{i}", "expr": e.replace("$instance", ".*")}
-        for i, e in enumerate(dashboard_exprs())
-    ]
+    rules = [{"record": f"check:q{i}", "expr": e.replace("$instance", ".*")} for i, e in enumerate(dashboard_exprs())]
     f = tmp_path / "q.yml"
     f.write_text(yaml.safe_dump({"groups": [{"name": "dashboard", "rules": rules}]}))
     res = subprocess.run(
@@ -103,9 +96,4 @@ def test_every_query_parses_in_prometheus(tmp_path: Path) -> None:
             }
         )
     )
-    assert (
-        subprocess.run(
-            [promtool, "check", "rules", str(bad)], check=False, capture_output=True
-        ).returncode
-        != 0
-    )
+    assert subprocess.run([promtool, "check", "rules", str(bad)], check=False, capture_output=True).returncode != 0

@@ -31,15 +31,11 @@ def dsdir(tmp_path) -> Path:
     (tmp_path / "img").mkdir()
     Image.new("RGB", (8, 8), "red").save(tmp_path / "img" / "red.png")
     (tmp_path / "chat.jsonl").write_text(CHAT)
-    (tmp_path / "alpaca.json").write_text(
-        '[{"instruction": "a", "input": "", "output": "b", "system": "s"}]'
-    )
+    (tmp_path / "alpaca.json").write_text('[{"instruction": "a", "input": "", "output": "b", "system": "s"}]')
     return tmp_path
 
 
-def reg(
-    dsdir: Path, file: str, name: str, *extra: str, env: dict[str, str] | None = None
-):
+def reg(dsdir: Path, file: str, name: str, *extra: str, env: dict[str, str] | None = None):
     return run_ftk(
         "dataset",
         "register",
@@ -91,9 +87,7 @@ def test_register_infers_formatting_columns_and_tags(dsdir):
     }
 
 
-def test_file_outside_the_dataset_dir_gets_an_absolute_file_name(
-    dsdir, tmp_path_factory
-):
+def test_file_outside_the_dataset_dir_gets_an_absolute_file_name(dsdir, tmp_path_factory):
     elsewhere = tmp_path_factory.mktemp("elsewhere") / "a.json"
     elsewhere.write_text('[{"instruction": "a", "output": "b"}]')
     r = run_ftk(
@@ -122,9 +116,7 @@ def test_invalid_data_is_refused_with_its_problems(dsdir):
 
 
 def test_other_entries_untouched_and_old_file_backed_up(dsdir):
-    (dsdir / "dataset_info.json").write_text(
-        json.dumps({"other": OTHER, "zeta": {"file_name": "z.json"}})
-    )
+    (dsdir / "dataset_info.json").write_text(json.dumps({"other": OTHER, "zeta": {"file_name": "z.json"}}))
     before = (dsdir / "dataset_info.json").read_text()
     r = reg(dsdir, "chat.jsonl", "chat")
     assert r.returncode == 0, r.stderr
@@ -150,10 +142,7 @@ def test_different_entry_needs_force(dsdir):
     assert reg(dsdir, "chat.jsonl", "same").returncode == 0
     r = reg(dsdir, "alpaca.json", "same")
     assert r.returncode == 1
-    assert (
-        "'same' is already registered with a different definition" in r.stderr
-        and "--force" in r.stderr
-    )
+    assert "'same' is already registered with a different definition" in r.stderr and "--force" in r.stderr
     assert info(dsdir)["same"]["file_name"] == "chat.jsonl"
     r = reg(dsdir, "alpaca.json", "same", "--force")
     assert r.returncode == 0, r.stderr
@@ -201,9 +190,7 @@ def test_backups_are_rotated(dsdir):
         registry.add(f"d{i}", {"file_name": f"{i}.json"}, force=False)
     backups = registry.backups()
     assert len(backups) == KEEP_BACKUPS
-    assert set(json.loads(backups[-1].read_text())) == {
-        f"d{i}" for i in range(KEEP_BACKUPS + 3 + 1)
-    }
+    assert set(json.loads(backups[-1].read_text())) == {f"d{i}" for i in range(KEEP_BACKUPS + 3 + 1)}
 
 
 def test_registry_read_error_is_a_user_error(dsdir):
@@ -237,9 +224,7 @@ def test_twenty_concurrent_registrations_lose_nothing(dsdir):
         )
         for i in range(20)
     ]
-    results = [
-        (p.wait(timeout=300), p.stderr.read() if p.stderr else "") for p in procs
-    ]
+    results = [(p.wait(timeout=300), p.stderr.read() if p.stderr else "") for p in procs]
     for p in procs:
         for stream in (p.stdout, p.stderr):
             if stream:
@@ -268,14 +253,9 @@ def test_identity_template_is_filled_from_settings(dsdir):
     )
     assert r.returncode == 0, r.stdout + r.stderr
     entry = info(dsdir)["identity"]
-    assert (
-        entry["file_name"] == "generated/identity.json"
-        and entry["formatting"] == "alpaca"
-    )
+    assert entry["file_name"] == "generated/identity.json" and entry["formatting"] == "alpaca"
     samples = json.loads((dsdir / "generated" / "identity.json").read_text())
-    assert len(samples) == len(
-        json.loads((HOME / "data" / "identity.json").read_text())
-    )
+    assert len(samples) == len(json.loads((HOME / "data" / "identity.json").read_text()))
     text = json.dumps(samples)
     assert "{{" not in text
     assert all("Zed" in s["output"] and "Acme Labs" in s["output"] for s in samples)
@@ -286,22 +266,16 @@ def test_identity_template_is_filled_from_settings(dsdir):
 def test_project_data_sets_register_and_list(tmp_path):
     media = tmp_path / "media"
     media.mkdir()
-    r = run_ftk(
-        "dataset", "init", "--dataset-dir", str(tmp_path), "--media-root", str(media)
-    )
+    r = run_ftk("dataset", "init", "--dataset-dir", str(tmp_path), "--media-root", str(media))
     assert r.returncode == 0, r.stdout + r.stderr
     assert set(info(tmp_path)) == {"identity", "instructions", "shapes"}
     assert len(list((media / "generated" / "shapes").glob("*.png"))) == 24
-    r = run_ftk(
-        "dataset", "list", "--dataset-dir", str(tmp_path), "--media-root", str(media)
-    )
+    r = run_ftk("dataset", "list", "--dataset-dir", str(tmp_path), "--media-root", str(media))
     assert r.returncode == 0, r.stdout + r.stderr
     for name, samples in (("identity", 45), ("instructions", 52), ("shapes", 72)):
         row = next(x for x in r.stdout.splitlines() if f" {name} " in x)
         assert f" {samples} " in row and "valid" in row
-    again = run_ftk(
-        "dataset", "init", "--dataset-dir", str(tmp_path), "--media-root", str(media)
-    )
+    again = run_ftk("dataset", "init", "--dataset-dir", str(tmp_path), "--media-root", str(media))
     assert again.returncode == 0 and again.stdout.count("unchanged") == 3
 
 
@@ -310,9 +284,7 @@ def test_list_flags_entries_that_no_longer_validate(dsdir):
     assert reg(dsdir, "alpaca.json", "alp").returncode == 0
     (dsdir / "img" / "red.png").unlink()
     (dsdir / "alpaca.json").unlink()
-    r = run_ftk(
-        "dataset", "list", "--dataset-dir", str(dsdir), "--media-root", str(dsdir)
-    )
+    r = run_ftk("dataset", "list", "--dataset-dir", str(dsdir), "--media-root", str(dsdir))
     assert r.returncode == 1
     chat = next(x for x in r.stdout.splitlines() if " chat " in x)
     alp = next(x for x in r.stdout.splitlines() if " alp " in x)
@@ -334,9 +306,7 @@ def test_shapes_are_deterministic_and_match_the_committed_samples(tmp_path):
             255,
         )
     first = json.loads(samples_jsonl().splitlines()[0])
-    assert first["messages"][1]["content"] == "red" and first["images"] == [
-        "generated/shapes/red_circle.png"
-    ]
+    assert first["messages"][1]["content"] == "red" and first["images"] == ["generated/shapes/red_circle.png"]
 
 
 def test_unreadable_image_is_reported(tmp_path, monkeypatch):
@@ -348,9 +318,7 @@ def test_unreadable_image_is_reported(tmp_path, monkeypatch):
     monkeypatch.setattr(media_mod.os, "access", lambda p, mode: False)
     what, fix = media_mod.MediaChecker(tmp_path).check("x.png", image=True) or ("", "")
     assert "not readable" in what and "chmod" in fix
-    assert (
-        os.access(tmp_path / "x.png", os.R_OK) is False
-    )  # the patch is what the checker saw
+    assert os.access(tmp_path / "x.png", os.R_OK) is False  # the patch is what the checker saw
 
 
 def test_validate_a_registered_name_uses_its_own_columns_and_tags(dsdir):
@@ -384,12 +352,6 @@ def test_validate_a_registered_name_uses_its_own_columns_and_tags(dsdir):
     assert r.returncode == 1, r.stdout + r.stderr
     lines = [x for x in r.stdout.splitlines() if "custom.jsonl:" in x]
     assert len(lines) == 2, lines  # sample 2: out of order, and it ends with the user
-    assert (
-        "custom.jsonl:2: sample 2: dialog[0].speaker: 'a' where a q/observation turn must come"
-        in lines[0]
-    )
+    assert "custom.jsonl:2: sample 2: dialog[0].speaker: 'a' where a q/observation turn must come" in lines[0]
     r = run_ftk("dataset", "validate", "nosuch", "--dataset-dir", str(dsdir))
-    assert (
-        r.returncode == 2
-        and "nosuch: no such file, nor a data set registered" in r.stderr
-    )
+    assert r.returncode == 2 and "nosuch: no such file, nor a data set registered" in r.stderr

@@ -212,16 +212,10 @@ OPENAI_LINES: list[tuple[str, object, str]] = [
 ]
 
 
-def _write_jsonl(
-    path: Path, rows: list[tuple[str, object, str]], outside: Path
-) -> None:
+def _write_jsonl(path: Path, rows: list[tuple[str, object, str]], outside: Path) -> None:
     lines = []
     for _, obj, _ in rows:
-        text = (
-            '{"conversations": [{"from": "human", "value": "x"}'
-            if obj is None
-            else json.dumps(obj)
-        )
+        text = '{"conversations": [{"from": "human", "value": "x"}' if obj is None else json.dumps(obj)
         lines.append(text.replace("@OUTSIDE@", str(outside)))
     path.write_text("\n".join(lines) + "\n")
 
@@ -266,13 +260,9 @@ def openai_run(media):
 def _assert_reported(run, rows, case: str) -> None:
     f, r = run
     index = next(i for i, row in enumerate(rows) if row[0] == case)
-    expected = f"{f}:{index + 1}: {rows[index][2]}".replace(
-        "@OUTSIDE@", str(f.parent / "outside" / "x.png")
-    )
+    expected = f"{f}:{index + 1}: {rows[index][2]}".replace("@OUTSIDE@", str(f.parent / "outside" / "x.png"))
     assert r.returncode == 1, r.stdout + r.stderr
-    assert any(line.startswith(expected) for line in r.stdout.splitlines()), (
-        f"{expected!r} not in:\n{r.stdout}"
-    )
+    assert any(line.startswith(expected) for line in r.stdout.splitlines()), f"{expected!r} not in:\n{r.stdout}"
 
 
 @pytest.mark.parametrize("case", [row[0] for row in SHAREGPT_LINES[1:]])
@@ -294,9 +284,7 @@ def test_every_problem_line_has_a_fix_and_good_samples_are_silent(sharegpt_run):
     f, r = sharegpt_run
     lines = [x for x in r.stdout.splitlines() if x.startswith(f"{f}:")]
     assert all("; " in x for x in lines)
-    assert not any(x.startswith(f"{f}:1:") for x in lines), (
-        "the good first sample was reported"
-    )
+    assert not any(x.startswith(f"{f}:1:") for x in lines), "the good first sample was reported"
     assert "invalid" in r.stdout and "sharegpt" in r.stdout  # the summary table
 
 
@@ -328,18 +316,12 @@ def test_json_report_counts_every_problem(media):
     by_kind = report["files"][0]["problems_by_kind"]
     assert by_kind["media"] == 6 and by_kind["duplicate"] == 1 and by_kind["json"] == 1
     first = report["problems"][0]
-    assert (
-        first["line"] == 2
-        and first["sample"] == 2
-        and first["field"] == "conversations"
-    )
+    assert first["line"] == 2 and first["sample"] == 2 and first["field"] == "conversations"
 
 
 def test_printed_problems_are_capped_but_all_counted(media):
     f = media.parent / "sharegpt.jsonl"
-    r = run_ftk(
-        "dataset", "validate", str(f), "--media-root", str(media), "--max-problems", "2"
-    )
+    r = run_ftk("dataset", "validate", str(f), "--media-root", str(media), "--max-problems", "2")
     assert r.returncode == 1
     assert len([x for x in r.stdout.splitlines() if x.startswith(f"{f}:")]) == 2
     assert "more problem(s) not shown" in r.stdout
@@ -353,13 +335,8 @@ def test_bad_json_in_an_array_names_line_and_column(tmp_path):
     )
     r = run_ftk("dataset", "validate", str(f))
     assert r.returncode == 1
-    assert (
-        f"{f}:2: sample 1: output: empty answer" in r.stdout
-    )  # samples before the break are checked
-    assert (
-        f"{f}:3: sample 2: json: invalid JSON: Expecting ',' delimiter at line 3 column 23"
-        in r.stdout
-    )
+    assert f"{f}:2: sample 1: output: empty answer" in r.stdout  # samples before the break are checked
+    assert f"{f}:3: sample 2: json: invalid JSON: Expecting ',' delimiter at line 3 column 23" in r.stdout
     assert "the rest of the file was not checked" in r.stdout
 
 
@@ -421,18 +398,12 @@ def test_cutoff_len_with_a_tokenizer(tmp_path):
         "b",
         "[UNK]",
     ]
-    tok = Tokenizer(
-        models.WordLevel({w: i for i, w in enumerate(words)}, unk_token="[UNK]")
-    )
+    tok = Tokenizer(models.WordLevel({w: i for i, w in enumerate(words)}, unk_token="[UNK]"))
     tok.pre_tokenizer = pre_tokenizers.Whitespace()
     tok.add_special_tokens(["<|im_start|>", "<|im_end|>"])
     tok.save(str(tmp_path / "tokenizer.json"))
     f = tmp_path / "long.jsonl"
-    f.write_text(
-        '{"instruction": "a", "output": "b"}\n{"instruction": "'
-        + "a " * 50
-        + '", "output": "b"}\n'
-    )
+    f.write_text('{"instruction": "a", "output": "b"}\n{"instruction": "' + "a " * 50 + '", "output": "b"}\n')
     r = run_ftk(
         "dataset",
         "validate",
@@ -445,10 +416,7 @@ def test_cutoff_len_with_a_tokenizer(tmp_path):
     assert r.returncode == 1, r.stderr
     # sample 1: <|im_start|> user a <|im_end|> <|im_start|> assistant b <|im_end|> = 8 tokens, under the cutoff
     assert f"{f}:1:" not in r.stdout
-    assert (
-        f"{f}:2: sample 2: sample: 57 tokens (ChatML-formatted) > --cutoff-len 20"
-        in r.stdout
-    )
+    assert f"{f}:2: sample 2: sample: 57 tokens (ChatML-formatted) > --cutoff-len 20" in r.stdout
     ok = run_ftk(
         "dataset",
         "validate",
@@ -467,9 +435,7 @@ def test_missing_file_is_a_usage_error_naming_it(tmp_path):
     assert f"{tmp_path / 'nope.jsonl'}: no such file" in r.stderr
 
 
-@pytest.mark.parametrize(
-    "args", [["--format", "xml"], ["--cutoff-len", "10"], ["--bogus"]]
-)
+@pytest.mark.parametrize("args", [["--format", "xml"], ["--cutoff-len", "10"], ["--bogus"]])
 def test_bad_flags_are_usage_errors(args):
     r = run_ftk("dataset", "validate", "data/instructions.jsonl", *args)
     assert r.returncode == 2, r.stdout + r.stderr
@@ -499,14 +465,8 @@ def test_project_data_sets_validate(tmp_path):
     )
     assert r.returncode == 0, r.stdout[-3000:]
     files = {Path(x["file"]).name: x for x in json.loads(r.stdout)["files"]}
-    assert (
-        files["identity.json"]["format"] == "alpaca"
-        and 30 <= files["identity.json"]["samples"] <= 60
-    )
-    assert (
-        files["instructions.jsonl"]["format"] == "alpaca"
-        and files["instructions.jsonl"]["samples"] >= 45
-    )
+    assert files["identity.json"]["format"] == "alpaca" and 30 <= files["identity.json"]["samples"] <= 60
+    assert files["instructions.jsonl"]["format"] == "alpaca" and files["instructions.jsonl"]["samples"] >= 45
     assert files["shapes.jsonl"]["format"] == "sharegpt"
     assert files["shapes.jsonl"]["entry"]["columns"] == {
         "messages": "messages",

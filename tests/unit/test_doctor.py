@@ -25,9 +25,7 @@ def rows_named(rows: list[dict[str, str]], prefix: str) -> list[dict[str, str]]:
     return [r for r in rows if r["check"].startswith(prefix)]
 
 
-def test_a_new_checks_module_is_discovered(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_new_checks_module_is_discovered(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     pkg = tmp_path / "fakestage"
     pkg.mkdir()
     (pkg / "__init__.py").write_text("")
@@ -44,9 +42,7 @@ def test_a_new_checks_module_is_discovered(
             raise RuntimeError("kaput")
     """)
     )
-    (pkg / "helpers.py").write_text(
-        "raise SystemExit('non-checks modules must not be imported')"
-    )
+    (pkg / "helpers.py").write_text("raise SystemExit('non-checks modules must not be imported')")
     monkeypatch.syspath_prepend(str(tmp_path))
     checks = [c for c in registry.discover("fakestage") if c.stage == "zz-test"]
     rows = registry.run(Settings(), checks)
@@ -89,15 +85,10 @@ def test_host_table_and_exit_code_on_this_machine() -> None:
 
 
 def test_missing_venvs_fail_with_make_setup(tmp_path: Path) -> None:
-    code, rows = doctor_json(
-        "--stage", "host", FTK_VENVS=str(tmp_path), PATH="/usr/bin:/bin"
-    )
+    code, rows = doctor_json("--stage", "host", FTK_VENVS=str(tmp_path), PATH="/usr/bin:/bin")
     assert code == 1
     venv = {r["check"]: r for r in rows_named(rows, "venv")}
-    assert (
-        venv["venv: toolkit"]["status"] == "FAIL"
-        and "make setup" in venv["venv: toolkit"]["fix"]
-    )
+    assert venv["venv: toolkit"]["status"] == "FAIL" and "make setup" in venv["venv: toolkit"]["fix"]
     assert venv["venv: train"]["status"] == "FAIL"
 
 
@@ -109,9 +100,7 @@ def test_a_tool_installed_system_wide_stands_in_for_its_venv(tmp_path: Path) -> 
     (bindir / "llamafactory-cli").chmod(0o755)
     venvs = tmp_path / "venvs"
     venvs.mkdir()
-    _, rows = doctor_json(
-        "--stage", "host", FTK_VENVS=str(venvs), PATH=f"{bindir}:/usr/bin:/bin"
-    )
+    _, rows = doctor_json("--stage", "host", FTK_VENVS=str(venvs), PATH=f"{bindir}:/usr/bin:/bin")
     venv = {r["check"]: r for r in rows_named(rows, "venv")}
     assert venv["venv: train"]["status"] == "PASS"
     assert "llamafactory-cli is on PATH" in venv["venv: train"]["detail"]
@@ -129,9 +118,7 @@ def _fake_nvidia_smi(tmp_path: Path, n: int) -> str:
 
 def test_gpu_count_against_tensor_parallel(tmp_path: Path) -> None:
     path = _fake_nvidia_smi(tmp_path, 2)
-    code, rows = doctor_json(
-        "--stage", "host", PATH=path, ALLOW_CPU="false", TENSOR_PARALLEL_SIZE="4"
-    )
+    code, rows = doctor_json("--stage", "host", PATH=path, ALLOW_CPU="false", TENSOR_PARALLEL_SIZE="4")
     tp = rows_named(rows, "gpus: TENSOR_PARALLEL_SIZE=4")[0]
     assert code == 1 and tp["status"] == "FAIL"
     assert "2 visible (nvidia-smi -L lists 2), 4 needed" in tp["detail"]
@@ -146,9 +133,7 @@ def test_gpu_count_against_tensor_parallel(tmp_path: Path) -> None:
     )
     tp = rows_named(rows, "gpus: TENSOR_PARALLEL_SIZE=2")[0]
     assert tp["status"] == "FAIL" and "CUDA_VISIBLE_DEVICES='1' keeps 1" in tp["detail"]
-    _, rows = doctor_json(
-        "--stage", "host", PATH=path, ALLOW_CPU="true", TENSOR_PARALLEL_SIZE="4"
-    )
+    _, rows = doctor_json("--stage", "host", PATH=path, ALLOW_CPU="true", TENSOR_PARALLEL_SIZE="4")
     assert rows_named(rows, "gpus: TENSOR_PARALLEL_SIZE=4")[0]["status"] == "PASS"
 
 
@@ -177,13 +162,9 @@ def test_bad_and_world_readable_env_file_fails(tmp_path: Path) -> None:
     assert result.returncode == 1
     rows = {r["check"]: r for r in json.loads(result.stdout)["results"]}
     assert (
-        rows[".env"]["status"] == "FAIL"
-        and "VLLM_PROT: unknown key; did you mean VLLM_PORT?" in rows[".env"]["detail"]
+        rows[".env"]["status"] == "FAIL" and "VLLM_PROT: unknown key; did you mean VLLM_PORT?" in rows[".env"]["detail"]
     )
-    assert (
-        rows[".env: permissions"]["status"] == "FAIL"
-        and rows[".env: permissions"]["fix"] == f"chmod 600 {env}"
-    )
+    assert rows[".env: permissions"]["status"] == "FAIL" and rows[".env: permissions"]["fix"] == f"chmod 600 {env}"
 
 
 def test_missing_default_model_fails_with_the_command(tmp_path: Path) -> None:

@@ -21,18 +21,14 @@ def closed_port_url() -> str:
     return f"http://127.0.0.1:{port}"
 
 
-def make_tiny_model(
-    folder: Path, *, tokenizer: bool = True, chat_template: bool = True
-) -> Path:
+def make_tiny_model(folder: Path, *, tokenizer: bool = True, chat_template: bool = True) -> Path:
     """A few-KB Llama-shaped HF folder: enough for the verifier, which reads headers and JSON only."""
     import numpy as np
     from safetensors.numpy import save_file
     from tokenizers import Tokenizer, models, pre_tokenizers
 
     folder.mkdir(parents=True)
-    (folder / "config.json").write_text(
-        json.dumps({"architectures": ["LlamaForCausalLM"], "model_type": "llama"})
-    )
+    (folder / "config.json").write_text(json.dumps({"architectures": ["LlamaForCausalLM"], "model_type": "llama"}))
     save_file(
         {"model.embed_tokens.weight": np.zeros((4, 8), dtype=np.float32)},
         str(folder / "model.safetensors"),
@@ -61,9 +57,7 @@ def env_for(tmp_path: Path, **extra: str) -> dict[str, str]:
 def base_model_path(env: dict[str, str]) -> str:
     out = run_ftk("env", "export", env=env)
     assert out.returncode == 0, out.stderr
-    line = next(
-        x for x in out.stdout.splitlines() if x.startswith("export BASE_MODEL_PATH=")
-    )
+    line = next(x for x in out.stdout.splitlines() if x.startswith("export BASE_MODEL_PATH="))
     return line.split("=", 1)[1].strip("'")
 
 
@@ -77,14 +71,9 @@ def test_local_folder_is_only_verified(tmp_path: Path) -> None:
 
 
 def test_local_folder_missing_names_model_id(tmp_path: Path) -> None:
-    result = run_ftk(
-        "download", "--model-id", str(tmp_path / "nope"), env=env_for(tmp_path)
-    )
+    result = run_ftk("download", "--model-id", str(tmp_path / "nope"), env=env_for(tmp_path))
     assert result.returncode == 1
-    assert (
-        f"MODEL_ID='{tmp_path / 'nope'}': folder {tmp_path / 'nope'} does not exist"
-        in result.stderr
-    )
+    assert f"MODEL_ID='{tmp_path / 'nope'}': folder {tmp_path / 'nope'} does not exist" in result.stderr
 
 
 @pytest.mark.parametrize("model_id", ["Not A Model", "a/b/c", "../x"])
@@ -95,10 +84,7 @@ def test_bad_model_id_is_a_usage_error(tmp_path: Path, model_id: str) -> None:
         assert "does not exist" in result.stderr
     else:
         assert result.returncode == 2
-        assert (
-            f"--model-id={model_id!r} is neither an existing folder nor a ModelScope id"
-            in result.stderr
-        )
+        assert f"--model-id={model_id!r} is neither an existing folder nor a ModelScope id" in result.stderr
 
 
 def test_seeded_cache_resolves_through_modelscope_offline(tmp_path: Path) -> None:
@@ -107,16 +93,12 @@ def test_seeded_cache_resolves_through_modelscope_offline(tmp_path: Path) -> Non
     result = run_ftk("download", "--offline", env=env)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == str(seeded)
-    assert base_model_path(env) == str(
-        seeded
-    )  # the path train and serve read is the one verified
+    assert base_model_path(env) == str(seeded)  # the path train and serve read is the one verified
 
 
 def test_unreachable_hub_falls_back_to_the_seeded_cache(tmp_path: Path) -> None:
     seeded = make_tiny_model(tmp_path / "cache" / "models" / "TestOrg" / "tiny-chat")
-    result = run_ftk(
-        "download", "--model-id", "TestOrg/tiny-chat", env=env_for(tmp_path)
-    )
+    result = run_ftk("download", "--model-id", "TestOrg/tiny-chat", env=env_for(tmp_path))
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == str(seeded)
     assert "unreachable" in result.stderr and "using the cache only" in result.stderr
@@ -140,9 +122,7 @@ def test_modelscope_own_cache_layouts_are_found(tmp_path: Path, layout: str) -> 
 
 
 def test_seeded_model_without_tokenizer_fails_verification(tmp_path: Path) -> None:
-    make_tiny_model(
-        tmp_path / "cache" / "models" / "TestOrg" / "tiny-chat", tokenizer=False
-    )
+    make_tiny_model(tmp_path / "cache" / "models" / "TestOrg" / "tiny-chat", tokenizer=False)
     result = run_ftk(
         "download",
         "--offline",
@@ -151,31 +131,21 @@ def test_seeded_model_without_tokenizer_fails_verification(tmp_path: Path) -> No
         env=env_for(tmp_path),
     )
     assert result.returncode == 1
-    assert (
-        "tokenizer: no tokenizer file (tokenizer.json, tokenizer.model, vocab.json)"
-        in result.stderr
-    )
+    assert "tokenizer: no tokenizer file (tokenizer.json, tokenizer.model, vocab.json)" in result.stderr
     assert "copy the tokenizer files" in result.stderr
     assert result.stdout == ""
 
 
 def test_offline_without_cache_fails_fast_with_what_to_do(tmp_path: Path) -> None:
     start = time.monotonic()
-    result = run_ftk(
-        "download", "--model-id", "TestOrg/absent", env=env_for(tmp_path), timeout=60
-    )
+    result = run_ftk("download", "--model-id", "TestOrg/absent", env=env_for(tmp_path), timeout=60)
     elapsed = time.monotonic() - start
     assert result.returncode == 1
-    assert elapsed < 20, (
-        f"took {elapsed:.1f} s: ModelScope retried instead of failing fast"
-    )
+    assert elapsed < 20, f"took {elapsed:.1f} s: ModelScope retried instead of failing fast"
     err = " ".join(result.stderr.split())
     assert "TestOrg/absent (revision master) cannot be downloaded" in err
     assert "is unreachable" in err
-    assert (
-        f"pre-seed the cache: copy the model folder to {tmp_path / 'cache' / 'models' / 'TestOrg' / 'absent'}"
-        in err
-    )
+    assert f"pre-seed the cache: copy the model folder to {tmp_path / 'cache' / 'models' / 'TestOrg' / 'absent'}" in err
     assert "point MODEL_ID at a local model folder" in err
 
 
@@ -214,10 +184,7 @@ def test_script_runs_checks_then_verifies_a_seeded_cache(tmp_path: Path) -> None
 def test_script_bad_model_id_and_bad_flag(tmp_path: Path) -> None:
     result = _script(env=env_for(tmp_path, MODEL_ID="no such model"))
     assert result.returncode == 1
-    assert (
-        "MODEL_ID='no such model' is neither an existing folder nor a ModelScope id"
-        in result.stderr
-    )
+    assert "MODEL_ID='no such model' is neither an existing folder nor a ModelScope id" in result.stderr
     result = _script("--bogus", env=env_for(tmp_path))
     assert result.returncode == 2 and "unknown argument '--bogus'" in result.stderr
 

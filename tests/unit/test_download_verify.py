@@ -41,9 +41,7 @@ def test_index_naming_a_missing_shard(tmp_path: Path) -> None:
         )
     )
     missing = "model-00002-of-00002.safetensors"
-    assert _fails(m) == [
-        f"weights: model.safetensors.index.json lists 2 shards, missing: {missing}"
-    ]
+    assert _fails(m) == [f"weights: model.safetensors.index.json lists 2 shards, missing: {missing}"]
 
 
 def test_truncated_safetensors(tmp_path: Path) -> None:
@@ -56,22 +54,16 @@ def test_truncated_safetensors(tmp_path: Path) -> None:
 
 def test_no_chat_template_and_bad_json(tmp_path: Path) -> None:
     m = make_tiny_model(tmp_path / "m", chat_template=False)
-    assert _fails(m) == [
-        "chat template: none in tokenizer_config.json, chat_template.jinja or chat_template.json"
-    ]
+    assert _fails(m) == ["chat template: none in tokenizer_config.json, chat_template.jinja or chat_template.json"]
     (m / "chat_template.jinja").write_text("{{ x }}")
     assert _fails(m) == []
     (m / "config.json").write_text('{"a": 1,\n oops}')
-    assert _fails(m) == [
-        "config: config.json:2:2: invalid JSON: Expecting property name enclosed in double quotes"
-    ]
+    assert _fails(m) == ["config: config.json:2:2: invalid JSON: Expecting property name enclosed in double quotes"]
 
 
 def test_vision_language_model_needs_processor_files(tmp_path: Path) -> None:
     m = make_tiny_model(tmp_path / "m")
-    (m / "config.json").write_text(
-        json.dumps({"model_type": "qwen2_vl", "vision_config": {"depth": 1}})
-    )
+    (m / "config.json").write_text(json.dumps({"model_type": "qwen2_vl", "vision_config": {"depth": 1}}))
     why = "vision-language model (config has vision_config) without preprocessor_config.json"
     assert _fails(m) == [f"processor: {why}"]
     (m / "preprocessor_config.json").write_text("{}")
@@ -81,9 +73,7 @@ def test_vision_language_model_needs_processor_files(tmp_path: Path) -> None:
 def test_tokenizers_backend_class_is_a_warning(tmp_path: Path) -> None:
     m = make_tiny_model(tmp_path / "m")
     cfg = json.loads((m / "tokenizer_config.json").read_text())
-    (m / "tokenizer_config.json").write_text(
-        json.dumps({**cfg, "tokenizer_class": "TokenizersBackend"})
-    )
+    (m / "tokenizer_config.json").write_text(json.dumps({**cfg, "tokenizer_class": "TokenizersBackend"}))
     warns = [f for f in verify_model_dir(m) if f.level == "warn"]
     assert len(warns) == 1 and "transformers 4.x cannot load" in warns[0].detail
     assert _fails(m) == []

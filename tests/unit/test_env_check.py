@@ -7,7 +7,6 @@ import re
 from pathlib import Path
 
 from conftest import HOME, clean_env, run_ftk
-
 from ftk.settings import Settings, known_keys
 
 

@@ -48,9 +48,7 @@ def blocks() -> list[dict]:
             continue
         m = KEY_RE.match(line)
         if m:
-            out.append(
-                {"key": m.group(1), "value": m.group(2), "line": n, "section": section, "doc": comments}
-            )
+            out.append({"key": m.group(1), "value": m.group(2), "line": n, "section": section, "doc": comments})
             comments = []
         elif line.startswith("#"):
             comments.append(line.lstrip("# ").rstrip())
@@ -128,23 +126,17 @@ def test_header_explains_the_host_sizes():
 def test_values_fit_one_24gb_gpu_host():
     v = values()
     assert v["ALLOW_CPU"] == "false", "a GPU host must run the GPU preflight (ALLOW_CPU=false)"
-    assert int(v["TRAIN_GPUS"]) == 1 == gpu_count(v["TRAIN_GPU_DEVICES"]), (
-        "one GPU: TRAIN_GPUS=1, one device id"
-    )
+    assert int(v["TRAIN_GPUS"]) == 1 == gpu_count(v["TRAIN_GPU_DEVICES"]), "one GPU: TRAIN_GPUS=1, one device id"
     assert int(v["TENSOR_PARALLEL_SIZE"]) == gpu_count(v["SERVE_GPU_DEVICES"]), (
         "TENSOR_PARALLEL_SIZE must equal the number of SERVE_GPU_DEVICES"
     )
     assert (v["GATEWAY_HTTPS_PORT"], v["GATEWAY_HTTP_PORT"]) == ("443", "80")
-    assert v["PROMETHEUS_BIND"] == v["GRAFANA_BIND"] == "127.0.0.1", (
-        "monitoring must stay on loopback by default"
-    )
+    assert v["PROMETHEUS_BIND"] == v["GRAFANA_BIND"] == "127.0.0.1", "monitoring must stay on loopback by default"
     assert (HOME / v["TRAIN_RECIPE"]).is_file(), f"TRAIN_RECIPE={v['TRAIN_RECIPE']} does not exist"
     assert (HOME / v["MERGE_RECIPE"]).is_file(), f"MERGE_RECIPE={v['MERGE_RECIPE']} does not exist"
     assert 0 < float(v["GPU_MEMORY_UTILIZATION"]) <= 0.95
     if v["LIMIT_MM_PER_PROMPT"]:
-        assert isinstance(json.loads(v["LIMIT_MM_PER_PROMPT"]), dict), (
-            "LIMIT_MM_PER_PROMPT must be a JSON object"
-        )
+        assert isinstance(json.loads(v["LIMIT_MM_PER_PROMPT"]), dict), "LIMIT_MM_PER_PROMPT must be a JSON object"
 
 
 def test_multi_gpu_notes_agree_with_each_other():
@@ -161,9 +153,7 @@ def test_multi_gpu_notes_agree_with_each_other():
         ):
             assert host in got, f".env.example: {key} has no `{host}:` note"
         tp_n = int(tp[host].split()[0])
-        assert gpu_count(serve[host].split()[0]) == tp_n, (
-            f"{host}: SERVE_GPU_DEVICES {serve[host]} != TP {tp_n}"
-        )
+        assert gpu_count(serve[host].split()[0]) == tp_n, f"{host}: SERVE_GPU_DEVICES {serve[host]} != TP {tp_n}"
         devices = gpu_count(train_dev[host].split()[0])
         gpus = int(train[host].split()[0])
         assert devices in (None, gpus), f"{host}: TRAIN_GPU_DEVICES {train_dev[host]} != TRAIN_GPUS {gpus}"
@@ -191,9 +181,7 @@ def test_shell_and_compose_read_the_same_values_as_ftk(tmp_path):
     r = run_ftk("env", "export", env=clean_env(FTK_ENV_FILE=str(EXAMPLE)))
     assert r.returncode == 0, r.stderr
     for key in ("LIMIT_MM_PER_PROMPT", "ASSISTANT_AUTHOR", "MODEL_ID", "LEARNING_RATE"):
-        assert shell[key] == v[key], (
-            f"scripts/lib/common.sh load_env reads {key}={shell[key]!r}, not {v[key]!r}"
-        )
+        assert shell[key] == v[key], f"scripts/lib/common.sh load_env reads {key}={shell[key]!r}, not {v[key]!r}"
     # compose: a copy of the project with .env.example as its .env, so env_file reads it
     shutil.copy(HOME / "compose.yaml", tmp_path / "compose.yaml")
     shutil.copy(EXAMPLE, tmp_path / ".env")
@@ -254,9 +242,7 @@ def test_env_check_rejects_compose_values_compose_would_accept_blindly(tmp_path)
     ):
         assert f"{bad}:{n}: {key}=" in r.stderr, f"env check does not name {key} on line {n}:\n{r.stderr}"
     good = tmp_path / "good.env"
-    good.write_text(
-        "SERVE_GPU_DEVICES=4,5,6,7\nTRAIN_GPU_DEVICES=all\nSHM_SIZE=64gb\nSERVE_START_PERIOD=1h30m\n"
-    )
+    good.write_text("SERVE_GPU_DEVICES=4,5,6,7\nTRAIN_GPU_DEVICES=all\nSHM_SIZE=64gb\nSERVE_START_PERIOD=1h30m\n")
     good.chmod(0o600)
     r = run_ftk("env", "check", str(good))
     assert r.returncode == 0, r.stderr

@@ -19,9 +19,7 @@ def env(tmp_path: Path) -> dict[str, str]:
     if not (shutil.which("nginx") or Path("/usr/sbin/nginx").exists()):
         pytest.fail("nginx is missing: run `make setup` (scripts/setup.sh debian)")
     keys = tmp_path / "api_keys"
-    keys.write_text(
-        "# comment\nsk-ftk-aaaaaaaaaaaaaaaaaaaa alice active\nsk-ftk-bbbbbbbbbbbbbbbbbbbb bob revoked\n"
-    )
+    keys.write_text("# comment\nsk-ftk-aaaaaaaaaaaaaaaaaaaa alice active\nsk-ftk-bbbbbbbbbbbbbbbbbbbb bob revoked\n")
     keys.chmod(0o600)
     (tmp_path / "vllm_key").write_text("vllm-secret-123\n")
     return clean_env(
@@ -48,21 +46,14 @@ def render(env: dict[str, str], *extra: str) -> subprocess.CompletedProcess[str]
     )
 
 
-def test_render_makes_certs_key_maps_and_a_config_nginx_accepts(
-    env: dict[str, str], tmp_path: Path
-) -> None:
+def test_render_makes_certs_key_maps_and_a_config_nginx_accepts(env: dict[str, str], tmp_path: Path) -> None:
     res = render(env)
     assert res.returncode == 0, res.stderr
     assert "nginx -t: configuration ok" in res.stderr
     conf = (tmp_path / "gw" / "conf" / "nginx.conf").read_text()
-    assert (
-        "server 127.0.0.1:8000 max_fails=3" in conf
-        and "server 127.0.0.1:8001 max_fails=3" in conf
-    )
+    assert "server 127.0.0.1:8000 max_fails=3" in conf and "server 127.0.0.1:8001 max_fails=3" in conf
     assert "least_conn;" in conf and "ssl_protocols TLSv1.2 TLSv1.3;" in conf
-    assert "$api_key_id" in conf and "${" not in conf, (
-        "nginx variables kept, template variables all replaced"
-    )
+    assert "$api_key_id" in conf and "${" not in conf, "nginx variables kept, template variables all replaced"
     proxy = (tmp_path / "gw" / "conf" / "snippets" / "proxy_upstream.conf").read_text()
     assert "proxy_buffering off;" in proxy and "proxy_ignore_client_abort off;" in proxy
     keys_conf = tmp_path / "gw" / "conf" / "api_keys.conf"
@@ -72,9 +63,7 @@ def test_render_makes_certs_key_maps_and_a_config_nginx_accepts(
     assert f'"Bearer sk-ftk-aaaaaaaaaaaaaaaaaaaa" {alice_id};' in text
     assert '"Bearer sk-ftk-bbbbbbbbbbbbbbbbbbbb" revoked;' in text
     auth = tmp_path / "gw" / "conf" / "upstream_auth.conf"
-    assert (
-        auth.read_text() == 'proxy_set_header Authorization "Bearer vllm-secret-123";\n'
-    )
+    assert auth.read_text() == 'proxy_set_header Authorization "Bearer vllm-secret-123";\n'
     assert auth.stat().st_mode & 0o777 == 0o600
     assert (tmp_path / "certs" / "server.key").stat().st_mode & 0o777 == 0o600
     san = subprocess.run(
@@ -108,15 +97,10 @@ def test_render_makes_certs_key_maps_and_a_config_nginx_accepts(
     )
 
 
-def test_buffering_variant_for_the_benchmark(
-    env: dict[str, str], tmp_path: Path
-) -> None:
+def test_buffering_variant_for_the_benchmark(env: dict[str, str], tmp_path: Path) -> None:
     res = render({**env, "GATEWAY_PROXY_BUFFERING": "on"})
     assert res.returncode == 0, res.stderr
-    assert (
-        "proxy_buffering on;"
-        in (tmp_path / "gw" / "conf" / "snippets" / "proxy_upstream.conf").read_text()
-    )
+    assert "proxy_buffering on;" in (tmp_path / "gw" / "conf" / "snippets" / "proxy_upstream.conf").read_text()
 
 
 @pytest.mark.parametrize(
@@ -135,9 +119,7 @@ def test_buffering_variant_for_the_benchmark(
         ('sk-ftk-"quoted";injection a\n', ":1: the key is not"),
     ],
 )
-def test_bad_keys_file_is_refused_with_file_and_line(
-    env: dict[str, str], content: str, message: str
-) -> None:
+def test_bad_keys_file_is_refused_with_file_and_line(env: dict[str, str], content: str, message: str) -> None:
     Path(env["API_KEYS_FILE"]).write_text(content)
     res = render(env)
     assert res.returncode == 1
@@ -163,9 +145,7 @@ def test_missing_keys_file_names_the_fix(env: dict[str, str]) -> None:
         ("RATE_LIMIT_RPS", "0", "RATE_LIMIT_RPS='0' must be a whole number >= 1"),
     ],
 )
-def test_bad_settings_name_the_key(
-    env: dict[str, str], key: str, value: str, message: str
-) -> None:
+def test_bad_settings_name_the_key(env: dict[str, str], key: str, value: str, message: str) -> None:
     res = render({**env, key: value})
     assert res.returncode == 1 and message in res.stderr, res.stderr
 
@@ -179,9 +159,7 @@ def test_keys_cli_add_list_revoke(tmp_path: Path) -> None:
     assert keys.stat().st_mode & 0o777 == 0o600
     kid = hashlib.sha256(key.encode()).hexdigest()[:12]
     listed = run_ftk("gateway", "keys", "list", "--file", str(keys))
-    assert (
-        "team-a" in listed.stdout and kid in listed.stdout and key not in listed.stdout
-    )
+    assert "team-a" in listed.stdout and kid in listed.stdout and key not in listed.stdout
     dup = run_ftk("gateway", "keys", "add", "team-a", "--file", str(keys))
     assert dup.returncode == 1 and "an active key named 'team-a' exists" in dup.stderr
     revoked = run_ftk("gateway", "keys", "revoke", kid, "--file", str(keys))
@@ -196,9 +174,7 @@ def test_keys_file_shared_with_the_smoke_client(tmp_path: Path) -> None:
     from ftk.gateway.keys import first_active_key
 
     keys = tmp_path / "api_keys"
-    keys.write_text(
-        "sk-ftk-old-000000000000000 old revoked\nsk-ftk-new-000000000000000 new\n"
-    )
+    keys.write_text("sk-ftk-old-000000000000000 old revoked\nsk-ftk-new-000000000000000 new\n")
     assert first_active_key(keys) == "sk-ftk-new-000000000000000"
 
 
@@ -217,38 +193,16 @@ def test_log_metrics_counts_statuses_and_follows_rotation(tmp_path: Path) -> Non
     m = GatewayLogMetrics(log, {"public": "8443", "internal": "9443"})
     m.poll()
     text = m.render()
-    assert (
-        'ftk_gateway_requests_total{listener="public",status="200",key_id="abc"} 1'
-        in text
-    )
-    assert (
-        'ftk_gateway_requests_total{listener="public",status="429",key_id="abc"} 1'
-        in text
-    )
-    assert (
-        'ftk_gateway_requests_total{listener="internal",status="200",key_id=""} 1'
-        in text
-    )
-    assert (
-        'ftk_gateway_request_duration_seconds_bucket{listener="public",le="0.25"} 2'
-        in text
-    )
-    assert (
-        "ftk_gateway_log_lines_invalid_total 1" in text and 'status="503"' not in text
-    )
+    assert 'ftk_gateway_requests_total{listener="public",status="200",key_id="abc"} 1' in text
+    assert 'ftk_gateway_requests_total{listener="public",status="429",key_id="abc"} 1' in text
+    assert 'ftk_gateway_requests_total{listener="internal",status="200",key_id=""} 1' in text
+    assert 'ftk_gateway_request_duration_seconds_bucket{listener="public",le="0.25"} 2' in text
+    assert "ftk_gateway_log_lines_invalid_total 1" in text and 'status="503"' not in text
     with log.open("a") as f:
         f.write(',"key_id":"abc","request_time":0.1}\n')
     m.poll()
-    assert (
-        'ftk_gateway_requests_total{listener="public",status="503",key_id="abc"} 1'
-        in m.render()
-    )
-    log.rename(
-        tmp_path / "access.log.1"
-    )  # rotation: a new file starts from its beginning
+    assert 'ftk_gateway_requests_total{listener="public",status="503",key_id="abc"} 1' in m.render()
+    log.rename(tmp_path / "access.log.1")  # rotation: a new file starts from its beginning
     log.write_text(line.format(port=8443, status=200, key="abc", t=0.2))
     m.poll()
-    assert (
-        'ftk_gateway_requests_total{listener="public",status="200",key_id="abc"} 2'
-        in m.render()
-    )
+    assert 'ftk_gateway_requests_total{listener="public",status="200",key_id="abc"} 2' in m.render()

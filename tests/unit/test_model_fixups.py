@@ -31,9 +31,7 @@ def test_config_without_rope_theta_is_refused() -> None:
 
 
 def test_generation_config_stops_at_im_end() -> None:
-    out = fixups.fix_generation_config(
-        {"_from_model_config": True, "eos_token_id": 0}, 2, 2, 1
-    )
+    out = fixups.fix_generation_config({"_from_model_config": True, "eos_token_id": 0}, 2, 2, 1)
     assert out == {"bos_token_id": 1, "eos_token_id": 2, "pad_token_id": 2}
 
 
@@ -41,9 +39,7 @@ def _byte_level_tokenizer() -> dict:
     """A tiny byte-level BPE like the one the GGUF gives (no Digits step)."""
     from tokenizers import models, pre_tokenizers
 
-    tok = Tokenizer(
-        models.BPE(vocab={c: i for i, c in enumerate("0123456789abcĠ")}, merges=[])
-    )
+    tok = Tokenizer(models.BPE(vocab={c: i for i, c in enumerate("0123456789abcĠ")}, merges=[]))
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     return json.loads(tok.to_str())
 
@@ -54,9 +50,7 @@ def test_digit_split_restored_and_effective() -> None:
     after = fixups.restore_digit_split(before)
     assert fixups.has_digit_split(after)
     assert before["pre_tokenizer"]["type"] == "ByteLevel"  # input untouched
-    pieces = Tokenizer.from_str(json.dumps(after)).pre_tokenizer.pre_tokenize_str(
-        "a 2024"
-    )
+    pieces = Tokenizer.from_str(json.dumps(after)).pre_tokenizer.pre_tokenize_str("a 2024")
     assert [p for p, _ in pieces] == ["a", "Ġ", "2", "0", "2", "4"]
 
 
@@ -69,9 +63,7 @@ def test_tokenizer_config_is_readable_by_old_transformers() -> None:
         unk="<|endoftext|>",
         model_max_length=8192,
     )
-    assert (
-        cfg["tokenizer_class"] == "PreTrainedTokenizerFast"
-    )  # 4.x has no TokenizersBackend
+    assert cfg["tokenizer_class"] == "PreTrainedTokenizerFast"  # 4.x has no TokenizersBackend
     assert cfg["chat_template"] == "{{ x }}"
     assert cfg["eos_token"] == "<|im_end|>"
     assert cfg["model_input_names"] == [

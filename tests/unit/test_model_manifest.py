@@ -26,9 +26,7 @@ def test_fresh_manifest_matches(tmp_path: Path) -> None:
     assert verdict.ok, verdict.problems
     data = json.loads((folder / manifest.MANIFEST_NAME).read_text())
     assert data["files"]["model.safetensors"]["size"] == 64
-    assert "time" not in json.dumps(
-        data
-    )  # no timestamps: the same build gives the same bytes
+    assert "time" not in json.dumps(data)  # no timestamps: the same build gives the same bytes
 
 
 def test_same_size_tamper_is_detected(tmp_path: Path) -> None:
@@ -36,9 +34,7 @@ def test_same_size_tamper_is_detected(tmp_path: Path) -> None:
     (folder / "model.safetensors").write_bytes(b"\x01" * 64)
     verdict = manifest.verify(folder, SOURCE, RECIPE)
     assert not verdict.ok
-    assert verdict.problems == [
-        "model.safetensors: sha256 differs from the manifest (file changed)"
-    ]
+    assert verdict.problems == ["model.safetensors: sha256 differs from the manifest (file changed)"]
 
 
 def test_missing_extra_and_resized_files(tmp_path: Path) -> None:
@@ -59,9 +55,7 @@ def test_new_source_version_or_recipe_means_rebuild(tmp_path: Path) -> None:
 
 
 def test_missing_or_broken_manifest(tmp_path: Path) -> None:
-    assert manifest.verify(tmp_path / "nope").problems == [
-        f"{tmp_path / 'nope'} does not exist"
-    ]
+    assert manifest.verify(tmp_path / "nope").problems == [f"{tmp_path / 'nope'} does not exist"]
     folder = _folder(tmp_path)
     (folder / manifest.MANIFEST_NAME).write_text("{not json")
     assert "missing or unreadable" in manifest.verify(folder).problems[0]

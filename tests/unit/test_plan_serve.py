@@ -76,10 +76,7 @@ def test_llama_8b_on_two_24gb_cards(tmp_path: Path) -> None:
     tp2 = plan.plan_row(model, sizes, 2, **args)
     assert tp1.kv_budget_per_gpu == int(24 * GIB * 0.9) - sizes.weight_bytes - GIB
     assert tp1.tokens == tp1.kv_budget_per_gpu // (128 * 1024) and tp1.sequences == 5
-    assert (
-        tp2.weights_per_gpu == sizes.weight_bytes // 2
-        and tp2.kv_per_token_per_gpu == 64 * 1024
-    )
+    assert tp2.weights_per_gpu == sizes.weight_bytes // 2 and tp2.kv_per_token_per_gpu == 64 * 1024
     assert tp2.sequences == 26 and tp2.fits_model_len and not tp2.fits_num_seqs
     tp4 = plan.plan_row(model, sizes, 4, **args)
     assert "needs 4 GPUs, 2 available" in tp4.note
@@ -92,11 +89,7 @@ def test_qwen3_vl_reads_text_config_and_counts_the_vision_tower(tmp_path: Path) 
     assert model.is_vision_language and model.num_layers == 28 and model.head_dim == 128
     sizes = plan.model_sizes(model)
     assert sizes.kv_bytes_per_token == 2 * 28 * 8 * 128 * 2
-    text = (
-        28 * (2 * 2048 * 16 * 128 + 2 * 2048 * 8 * 128 + 3 * 2048 * 6144 + 2 * 2048)
-        + 151936 * 2048
-        + 2048
-    )
+    text = 28 * (2 * 2048 * 16 * 128 + 2 * 2048 * 8 * 128 + 3 * 2048 * 6144 + 2 * 2048) + 151936 * 2048 + 2048
     vision = 24 * (4 * 1024 * 1024 + 2 * 1024 * 4096)
     assert sizes.params == text + vision
     assert 1.9e9 < sizes.params < 2.3e9
@@ -106,9 +99,7 @@ def test_kv_heads_fewer_than_gpus_are_replicated(tmp_path: Path) -> None:
     model = ModelInfo.load(write(tmp_path, {**LLAMA_8B, "num_key_value_heads": 2}))
     sizes = plan.model_sizes(model)
     row = plan.plan_row(model, sizes, 8, 80 * GIB, 0.9, 8192, 32, GIB, 8)
-    assert (
-        row.kv_per_token_per_gpu == sizes.kv_bytes_per_token // 2
-    )  # one of the 2 KV heads per GPU
+    assert row.kv_per_token_per_gpu == sizes.kv_bytes_per_token // 2  # one of the 2 KV heads per GPU
 
 
 def test_fp8_kv_cache_halves_the_bytes(tmp_path: Path) -> None:
@@ -131,9 +122,7 @@ def test_parse_size(text: str, value: int) -> None:
 
 def test_cli_json_and_exit_codes(tmp_path: Path) -> None:
     folder = write(tmp_path, LLAMA_8B)
-    env = clean_env(
-        TENSOR_PARALLEL_SIZE="2", MAX_MODEL_LEN="8192", PATH="/usr/bin:/bin"
-    )
+    env = clean_env(TENSOR_PARALLEL_SIZE="2", MAX_MODEL_LEN="8192", PATH="/usr/bin:/bin")
     r = run_ftk(
         "plan",
         "serve",
@@ -157,17 +146,9 @@ def test_cli_json_and_exit_codes(tmp_path: Path) -> None:
         str(folder),
         "--gpu-memory",
         "16GiB",
-        env=clean_env(
-            TENSOR_PARALLEL_SIZE="1", MAX_MODEL_LEN="8192", PATH="/usr/bin:/bin"
-        ),
+        env=clean_env(TENSOR_PARALLEL_SIZE="1", MAX_MODEL_LEN="8192", PATH="/usr/bin:/bin"),
     )
-    assert (
-        r.returncode == 1
-        and "TENSOR_PARALLEL_SIZE=1: not one sequence of MAX_MODEL_LEN=8192 fits"
-        in r.stderr
-    )
+    assert r.returncode == 1 and "TENSOR_PARALLEL_SIZE=1: not one sequence of MAX_MODEL_LEN=8192 fits" in r.stderr
     assert "TP" in r.stdout  # the table is printed before the verdict
-    r = run_ftk(
-        "plan", "serve", "--model", str(folder), env=clean_env(PATH="/usr/bin:/bin")
-    )
+    r = run_ftk("plan", "serve", "--model", str(folder), env=clean_env(PATH="/usr/bin:/bin"))
     assert r.returncode == 2 and "--gpu-memory" in r.stderr

@@ -17,13 +17,9 @@ TESTS = PROM / "tests" / "rules_test.yml"
 
 
 def promtool() -> str:
-    path = shutil.which("promtool") or (
-        "/usr/bin/promtool" if Path("/usr/bin/promtool").exists() else None
-    )
+    path = shutil.which("promtool") or ("/usr/bin/promtool" if Path("/usr/bin/promtool").exists() else None)
     if not path:
-        pytest.fail(
-            "promtool is missing: run `make setup` (scripts/setup.sh debian installs prometheus)"
-        )
+        pytest.fail("promtool is missing: run `make setup` (scripts/setup.sh debian installs prometheus)")
     return path
 
 
@@ -84,12 +80,8 @@ def test_both_metric_spellings_are_tested() -> None:
     assert "'vllm:num_requests_waiting" in text and "'vllm_num_requests_waiting" in text
 
 
-@pytest.mark.parametrize(
-    ("old", "new"), [("> 10", "> 1000"), ("> 0.9", "> 0.999"), ("> 2", "> 20")]
-)
-def test_unit_tests_catch_a_changed_threshold(
-    tmp_path: Path, old: str, new: str
-) -> None:
+@pytest.mark.parametrize(("old", "new"), [("> 10", "> 1000"), ("> 0.9", "> 0.999"), ("> 2", "> 20")])
+def test_unit_tests_catch_a_changed_threshold(tmp_path: Path, old: str, new: str) -> None:
     """The promtool tests are not vacuous: raising a threshold makes them fail."""
     shutil.copytree(PROM / "rules", tmp_path / "rules")
     shutil.copytree(PROM / "tests", tmp_path / "tests")
@@ -121,10 +113,7 @@ def test_rendered_prometheus_config_passes_promtool(tmp_path: Path) -> None:
     )
     assert res.returncode == 0, res.stderr
     config = yaml.safe_load((tmp_path / "prometheus.yml").read_text())
-    jobs = {
-        j["job_name"]: j["static_configs"][0]["targets"]
-        for j in config["scrape_configs"]
-    }
+    jobs = {j["job_name"]: j["static_configs"][0]["targets"] for j in config["scrape_configs"]}
     assert jobs["vllm"] == ["127.0.0.1:8000", "127.0.0.1:8001"]
     assert jobs["gpu"] == ["dcgm:9400"]
     assert run("check", "config", str(tmp_path / "prometheus.yml")).returncode == 0

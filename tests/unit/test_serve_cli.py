@@ -21,10 +21,7 @@ def test_key_file_is_created_0600_once_and_never_printed(tmp_path: Path) -> None
     assert first.returncode == 0 and key.stat().st_mode & 0o777 == 0o600
     secret = key.read_text().strip()
     assert len(secret) >= 32 and secret not in first.stdout + first.stderr
-    assert (
-        run_ftk("serve", "key", str(key)).returncode == 0
-        and key.read_text().strip() == secret
-    )
+    assert run_ftk("serve", "key", str(key)).returncode == 0 and key.read_text().strip() == secret
 
 
 def test_command_prints_the_launcher_line(tmp_path: Path) -> None:
@@ -38,17 +35,9 @@ def test_command_prints_the_launcher_line(tmp_path: Path) -> None:
     r = run_ftk("serve", "command", env=env)
     assert r.returncode == 0, r.stderr
     line = " ".join(r.stdout.split())
-    assert (
-        "vllm_launcher.py serve" in line
-        and "--max-lora-rank 16" in line
-        and "--kv-cache-memory-bytes" in line
-    )
+    assert "vllm_launcher.py serve" in line and "--max-lora-rank 16" in line and "--kv-cache-memory-bytes" in line
     bad = run_ftk("serve", "command", env={**env, "MAX_LORA_RANK": "8"})
-    assert (
-        bad.returncode == 1
-        and "r=16" in bad.stderr
-        and "vllm_launcher" not in bad.stdout
-    )
+    assert bad.returncode == 1 and "r=16" in bad.stderr and "vllm_launcher" not in bad.stdout
 
 
 def test_preflight_exit_codes(tmp_path: Path) -> None:
@@ -63,16 +52,8 @@ def test_preflight_exit_codes(tmp_path: Path) -> None:
 def test_lora_and_wait_without_a_server() -> None:
     env = clean_env(VLLM_PORT=str(closed_port()))
     r = run_ftk("lora", "list", env=env)
-    assert (
-        r.returncode == 1
-        and "cannot connect to vLLM" in r.stderr
-        and "scripts/serve.sh" in r.stderr
-    )
+    assert r.returncode == 1 and "cannot connect to vLLM" in r.stderr and "scripts/serve.sh" in r.stderr
     r = run_ftk("lora", "unload", "x", env=env)
     assert r.returncode == 1 and "cannot connect to vLLM" in r.stderr
     r = run_ftk("serve", "wait", "--timeout", "1", env=env)
-    assert (
-        r.returncode == 1
-        and "not ready after" in r.stderr
-        and "/health not answering" in r.stderr
-    )
+    assert r.returncode == 1 and "not ready after" in r.stderr and "/health not answering" in r.stderr

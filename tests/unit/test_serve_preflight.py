@@ -44,16 +44,10 @@ def test_complete_model_and_matching_adapter_pass(tmp_path: Path, model: Path) -
         ({"template": False}, "has no chat template"),
     ],
 )
-def test_incomplete_model_folder_is_refused(
-    tmp_path: Path, kwargs: dict, needle: str
-) -> None:
+def test_incomplete_model_folder_is_refused(tmp_path: Path, kwargs: dict, needle: str) -> None:
     folder = make_model(tmp_path / "m", **kwargs)
     report = preflight.run(settings(folder))
-    assert (
-        len(report.problems) == 1
-        and needle in report.problems[0]
-        and str(folder) in report.problems[0]
-    )
+    assert len(report.problems) == 1 and needle in report.problems[0] and str(folder) in report.problems[0]
 
 
 def test_missing_model_folder_names_the_setting(tmp_path: Path) -> None:
@@ -69,19 +63,11 @@ def test_max_model_len_above_positions(model: Path) -> None:
 
 def test_rank_above_the_limit(tmp_path: Path, model: Path) -> None:
     adapter = make_adapter(tmp_path / "a32", model, r=32)
-    (problem,) = preflight.run(
-        settings(model, lora_modules=f"big={adapter}", max_lora_rank=16)
-    ).problems
-    assert (
-        "adapter 'big' has rank r=32" in problem
-        and "MAX_LORA_RANK" in problem
-        and "=32" in problem
-    )
+    (problem,) = preflight.run(settings(model, lora_modules=f"big={adapter}", max_lora_rank=16)).problems
+    assert "adapter 'big' has rank r=32" in problem and "MAX_LORA_RANK" in problem and "=32" in problem
 
 
-def test_rank_zero_means_the_largest_adapter_rank_rounded_to_vllm(
-    tmp_path: Path, model: Path
-) -> None:
+def test_rank_zero_means_the_largest_adapter_rank_rounded_to_vllm(tmp_path: Path, model: Path) -> None:
     a8 = make_adapter(tmp_path / "a8", model, r=8)
     a24 = make_adapter(tmp_path / "a24", model, r=24)
     report = preflight.run(settings(model, lora_modules=f"x={a8},y={a24}"))
@@ -89,27 +75,18 @@ def test_rank_zero_means_the_largest_adapter_rank_rounded_to_vllm(
     assert vllm_rank(1) == 1 and vllm_rank(9) == 16 and vllm_rank(300) == 320
 
 
-def test_adapter_for_another_base_is_refused_by_config(
-    tmp_path: Path, model: Path
-) -> None:
+def test_adapter_for_another_base_is_refused_by_config(tmp_path: Path, model: Path) -> None:
     other = make_model(tmp_path / "other", hidden=128)
     adapter = make_adapter(tmp_path / "a", other)
     problems = preflight.run(settings(model, lora_modules=f"x={adapter}")).problems
-    assert any(
-        "was made for base model" in p and "hidden_size 128 vs 64" in p
-        for p in problems
-    )
+    assert any("was made for base model" in p and "hidden_size 128 vs 64" in p for p in problems)
     # the LoRA shapes disagree too (this catches hub ids and moved bases)
     assert any("LoRA shapes do not fit" in p for p in problems)
 
 
-def test_adapter_base_as_hub_id_is_judged_by_shapes(
-    tmp_path: Path, model: Path
-) -> None:
+def test_adapter_base_as_hub_id_is_judged_by_shapes(tmp_path: Path, model: Path) -> None:
     other = make_model(tmp_path / "other", hidden=128)
-    adapter = make_adapter(
-        tmp_path / "a", other, base="HuggingFaceTB/SmolLM2-135M-Instruct"
-    )
+    adapter = make_adapter(tmp_path / "a", other, base="HuggingFaceTB/SmolLM2-135M-Instruct")
     (problem,) = preflight.run(settings(model, lora_modules=f"x={adapter}")).problems
     assert "LoRA shapes do not fit the served model" in problem
 
@@ -121,21 +98,14 @@ def test_moved_copy_of_the_base_passes(tmp_path: Path, model: Path) -> None:
 
 
 def test_missing_target_modules_are_refused(tmp_path: Path, model: Path) -> None:
-    adapter = make_adapter(
-        tmp_path / "a", model, prefix="base_model.model.transformer."
-    )
+    adapter = make_adapter(tmp_path / "a", model, prefix="base_model.model.transformer.")
     (problem,) = preflight.run(settings(model, lora_modules=f"x={adapter}")).problems
-    assert (
-        "target modules do not exist in the served model" in problem
-        and "silently" in problem
-    )
+    assert "target modules do not exist in the served model" in problem and "silently" in problem
 
 
 def test_duplicate_and_base_named_adapters(tmp_path: Path, model: Path) -> None:
     a = make_adapter(tmp_path / "a", model)
-    problems = preflight.run(
-        settings(model, lora_modules=f"x={a} x={a} base={a}")
-    ).problems
+    problems = preflight.run(settings(model, lora_modules=f"x={a} x={a} base={a}")).problems
     assert any("'x' is used twice" in p for p in problems)
     assert any("'base' equals SERVED_MODEL_NAME" in p for p in problems)
     assert check_names(["a", "b"], "base") == []
@@ -144,9 +114,7 @@ def test_duplicate_and_base_named_adapters(tmp_path: Path, model: Path) -> None:
 def test_adapter_folder_problems(tmp_path: Path, model: Path) -> None:
     empty = tmp_path / "empty"
     empty.mkdir()
-    problems = preflight.run(
-        settings(model, lora_modules=f"x={tmp_path / 'nope'} y={empty}")
-    ).problems
+    problems = preflight.run(settings(model, lora_modules=f"x={tmp_path / 'nope'} y={empty}")).problems
     assert any("adapter 'x': folder" in p and "does not exist" in p for p in problems)
     assert any("adapter 'y'" in p and "no adapter_config.json" in p for p in problems)
 
@@ -159,9 +127,7 @@ def test_lora_modules_paths_resolve_from_the_project_home() -> None:
 
 
 def test_rank_message_names_the_fix(tmp_path: Path, model: Path) -> None:
-    (msg,) = check_rank(
-        Adapter.load("x", make_adapter(tmp_path / "a", model, r=64)), 16
-    )
+    (msg,) = check_rank(Adapter.load("x", make_adapter(tmp_path / "a", model, r=64)), 16)
     assert "MAX_LORA_RANK=64" in msg and "LORA_RANK" in msg
 
 
@@ -170,9 +136,7 @@ def test_vl_model_without_mm_limits_warns(tmp_path: Path, model: Path) -> None:
     cfg["vision_config"] = {"depth": 2, "hidden_size": 64}
     (model / "config.json").write_text(json.dumps(cfg))
     report = preflight.run(settings(model))
-    assert report.problems == [] and any(
-        "LIMIT_MM_PER_PROMPT" in w for w in report.warnings
-    )
+    assert report.problems == [] and any("LIMIT_MM_PER_PROMPT" in w for w in report.warnings)
     bad = preflight.run(settings(model, limit_mm_per_prompt="image=1")).problems
     assert any("LIMIT_MM_PER_PROMPT='image=1' is not a JSON object" in p for p in bad)
 
@@ -180,9 +144,7 @@ def test_vl_model_without_mm_limits_warns(tmp_path: Path, model: Path) -> None:
 # --- the command line -------------------------------------------------------------------------------------
 
 
-def test_cpu_command_has_kv_bytes_lora_json_and_no_key(
-    tmp_path: Path, model: Path
-) -> None:
+def test_cpu_command_has_kv_bytes_lora_json_and_no_key(tmp_path: Path, model: Path) -> None:
     adapter = make_adapter(tmp_path / "a", model, r=16)
     s = settings(
         model,
@@ -194,10 +156,7 @@ def test_cpu_command_has_kv_bytes_lora_json_and_no_key(
     cmd = command.build(s, preflight.run(s), gpus=0)
     argv = cmd.argv
     assert argv[1].endswith("vllm_launcher.py") and argv[2:4] == ["serve", str(model)]
-    assert (
-        argv[argv.index("--kv-cache-memory-bytes") + 1] == "256M"
-        and "--gpu-memory-utilization" not in argv
-    )
+    assert argv[argv.index("--kv-cache-memory-bytes") + 1] == "256M" and "--gpu-memory-utilization" not in argv
     assert argv[argv.index("--max-lora-rank") + 1] == "16"
     spec = json.loads(argv[argv.index("--lora-modules") + 1])
     assert spec == {"name": "ident", "path": str(adapter), "base_model_name": "base"}
@@ -207,23 +166,17 @@ def test_cpu_command_has_kv_bytes_lora_json_and_no_key(
     assert "api-key" not in cmd.display() and cmd.expected_models == ["base", "ident"]
 
 
-def test_several_adapters_follow_one_lora_modules_flag(
-    tmp_path: Path, model: Path
-) -> None:
+def test_several_adapters_follow_one_lora_modules_flag(tmp_path: Path, model: Path) -> None:
     a, b = make_adapter(tmp_path / "a", model), make_adapter(tmp_path / "b", model)
     s = settings(model, lora_modules=f"x={a} y={b}")
     argv = command.build(s, preflight.run(s), gpus=0).argv
-    assert (
-        argv.count("--lora-modules") == 1
-    )  # argparse keeps only the last of repeated flags
+    assert argv.count("--lora-modules") == 1  # argparse keeps only the last of repeated flags
     i = argv.index("--lora-modules")
     assert [json.loads(x)["name"] for x in argv[i + 1 : i + 3]] == ["x", "y"]
 
 
 def test_gpu_command_uses_memory_fraction_and_tp(model: Path) -> None:
-    s = settings(
-        model, tensor_parallel_size=2, gpu_memory_utilization=0.85, kv_cache_dtype="fp8"
-    )
+    s = settings(model, tensor_parallel_size=2, gpu_memory_utilization=0.85, kv_cache_dtype="fp8")
     argv = command.build(s, preflight.run(s), gpus=2).argv
     assert argv[argv.index("--gpu-memory-utilization") + 1] == "0.85"
     assert argv[argv.index("--tensor-parallel-size") + 1] == "2"
@@ -246,16 +199,12 @@ def test_serve_venv_knob(tmp_path: Path, model: Path) -> None:
     (venv / "bin").mkdir(parents=True)
     (venv / "bin" / "python").write_text("")
     s = settings(model, serve_venv=venv)
-    assert command.build(s, preflight.run(s), gpus=0).argv[0] == str(
-        venv / "bin" / "python"
-    )
+    assert command.build(s, preflight.run(s), gpus=0).argv[0] == str(venv / "bin" / "python")
     with pytest.raises(FileNotFoundError, match="SERVE_VENV"):
         command.serve_python(settings(model, serve_venv=tmp_path / "missing"))
 
 
-def test_serve_model_path_defaults_to_merged_then_base(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_serve_model_path_defaults_to_merged_then_base(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     base = make_model(tmp_path / "base")
     merged = tmp_path / "merged"
     s = Settings(model_id=str(base), merged_model_path=merged)  # type: ignore[arg-type]
@@ -269,7 +218,5 @@ def test_state_file_has_no_secret(tmp_path: Path, model: Path) -> None:
     path = command.write_state(s, command.build(s, preflight.run(s), gpus=0))
     assert path == tmp_path / "runs" / "serve" / "state-18999.json"
     state = command.read_state(s)
-    assert state["base_url"] == "http://127.0.0.1:18999" and state[
-        "expected_models"
-    ] == ["base"]
+    assert state["base_url"] == "http://127.0.0.1:18999" and state["expected_models"] == ["base"]
     assert set(PROJ)  # the fake adapter covers every projection

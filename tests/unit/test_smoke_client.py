@@ -36,10 +36,7 @@ class FakeOpenAI(BaseHTTPRequestHandler):
         self.wfile.write(raw)
 
     def do_GET(self) -> None:
-        data = [
-            {"id": m, "object": "model", "parent": None if m == "base" else "base"}
-            for m in self.answers
-        ]
+        data = [{"id": m, "object": "model", "parent": None if m == "base" else "base"} for m in self.answers]
         self._json(200, {"object": "list", "data": data})
 
     def do_POST(self) -> None:
@@ -90,9 +87,7 @@ class FakeOpenAI(BaseHTTPRequestHandler):
         )
 
 
-def serve(
-    answers: dict[str, str], context: ssl.SSLContext | None = None
-) -> Iterator[str]:
+def serve(answers: dict[str, str], context: ssl.SSLContext | None = None) -> Iterator[str]:
     handler = type("H", (FakeOpenAI,), {"answers": answers})
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     scheme = "http"
@@ -155,9 +150,7 @@ def smoke(url: str, *args: str) -> tuple[int, dict]:
         *args,
         env=clean_env(API_KEYS_FILE="/nonexistent"),
     )
-    return r.returncode, json.loads(r.stdout) if r.stdout.strip().startswith("{") else {
-        "err": r.stderr
-    }
+    return r.returncode, json.loads(r.stdout) if r.stdout.strip().startswith("{") else {"err": r.stderr}
 
 
 def test_all_checks_pass_and_the_expected_phrase_is_found(plain: str) -> None:
@@ -171,21 +164,13 @@ def test_all_checks_pass_and_the_expected_phrase_is_found(plain: str) -> None:
 def test_adapter_answering_like_the_base_is_not_used(plain: str) -> None:
     code, out = smoke(plain, "--adapter", "noop", "--expect", "")
     live = next(c for c in out["checks"] if c["name"] == "adapter noop live")
-    assert (
-        code == 1
-        and live["reason"] == "adapter not used"
-        and "equals the base" in live["detail"]
-    )
+    assert code == 1 and live["reason"] == "adapter not used" and "equals the base" in live["detail"]
 
 
 def test_missing_phrase_is_reported(plain: str) -> None:
     code, out = smoke(plain, "--adapter", "ident", "--expect", "Otter")
     live = next(c for c in out["checks"] if c["name"] == "adapter ident live")
-    assert (
-        code == 1
-        and live["reason"] == "expected phrase missing"
-        and "'Otter'" in live["detail"]
-    )
+    assert code == 1 and live["reason"] == "expected phrase missing" and "'Otter'" in live["detail"]
 
 
 def test_unknown_model_is_a_wrong_name_and_404(plain: str) -> None:
@@ -217,18 +202,14 @@ def test_connection_refused_and_timeout() -> None:
     with socket.socket() as silent:  # accepts connections, never answers
         silent.bind(("127.0.0.1", 0))
         silent.listen()
-        code, out = smoke(
-            f"http://127.0.0.1:{silent.getsockname()[1]}/v1", "--timeout", "1"
-        )
+        code, out = smoke(f"http://127.0.0.1:{silent.getsockname()[1]}/v1", "--timeout", "1")
     assert code == 1 and out["checks"][0]["reason"] == "timeout"
 
 
 def test_image_request_is_a_base64_png(plain: str) -> None:
     url = png_data_url()
     assert url.startswith("data:image/png;base64,iVBOR")
-    checks = Smoke(
-        SmokeConfig(base_url=plain, api_key="k", models=["base"], image=True)
-    ).run()
+    checks = Smoke(SmokeConfig(base_url=plain, api_key="k", models=["base"], image=True)).run()
     assert any(c.name == "image base" and c.ok for c in checks)
 
 
@@ -236,13 +217,9 @@ def test_classify_status_errors() -> None:
     import httpx
 
     req = httpx.Request("GET", "http://x/v1/models")
-    err = openai.AuthenticationError(
-        "bad", response=httpx.Response(401, request=req), body=None
-    )
+    err = openai.AuthenticationError("bad", response=httpx.Response(401, request=req), body=None)
     assert classify(err)[0] == "401 bad API key"
-    err = openai.NotFoundError(
-        "nf", response=httpx.Response(404, request=req), body=None
-    )
+    err = openai.NotFoundError("nf", response=httpx.Response(404, request=req), body=None)
     assert classify(err)[0] == "404 wrong model name or path"
 
 

@@ -47,15 +47,11 @@ def _env(tmp_path: Path, data_dir: Path, **extra: str) -> dict[str, str]:
     )
 
 
-def _preflight(
-    tmp_path: Path, data_dir: Path, *args: str, **env: str
-) -> subprocess.CompletedProcess[str]:
+def _preflight(tmp_path: Path, data_dir: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
     return run_ftk("train", "preflight", *args, env=_env(tmp_path, data_dir, **env))
 
 
-def _fake_model(
-    root: Path, config: dict, weights: bool = True, tokenizer: bool = True
-) -> Path:
+def _fake_model(root: Path, config: dict, weights: bool = True, tokenizer: bool = True) -> Path:
     root.mkdir(parents=True)
     (root / "config.json").write_text(json.dumps(config))
     if weights:
@@ -72,9 +68,7 @@ def test_passing_preflight_writes_the_config(tmp_path: Path, data_dir: Path) -> 
     assert r.returncode == 0, r.stderr
     cfg = yaml.safe_load((tmp_path / "runs" / "t1" / "train.yaml").read_text())
     assert cfg["dataset"] == "identity" and "resume_from_checkpoint" not in cfg
-    assert (
-        "ok template" in r.stderr and "smollm2 (text) fits LlamaForCausalLM" in r.stderr
-    )
+    assert "ok template" in r.stderr and "smollm2 (text) fits LlamaForCausalLM" in r.stderr
 
 
 def test_missing_model_folder(tmp_path: Path, data_dir: Path) -> None:
@@ -85,9 +79,7 @@ def test_missing_model_folder(tmp_path: Path, data_dir: Path) -> None:
 
 
 def test_incomplete_model_folder(tmp_path: Path, data_dir: Path) -> None:
-    model = _fake_model(
-        tmp_path / "m", {"architectures": ["LlamaForCausalLM"]}, weights=False
-    )
+    model = _fake_model(tmp_path / "m", {"architectures": ["LlamaForCausalLM"]}, weights=False)
     r = _preflight(tmp_path, data_dir, MODEL_ID=str(model))
     assert r.returncode == 1 and f"{model} has no weights" in r.stderr
     (model / "config.json").unlink()
@@ -97,23 +89,15 @@ def test_incomplete_model_folder(tmp_path: Path, data_dir: Path) -> None:
 
 def test_missing_weight_shard(tmp_path: Path, data_dir: Path) -> None:
     model = _fake_model(tmp_path / "m", {"architectures": ["LlamaForCausalLM"]})
-    (model / "model.safetensors.index.json").write_text(
-        json.dumps({"weight_map": {"a": "model-00002.safetensors"}})
-    )
+    (model / "model.safetensors.index.json").write_text(json.dumps({"weight_map": {"a": "model-00002.safetensors"}}))
     r = _preflight(tmp_path, data_dir, MODEL_ID=str(model))
-    assert (
-        r.returncode == 1
-        and "lists weight shards that are missing: model-00002.safetensors" in r.stderr
-    )
+    assert r.returncode == 1 and "lists weight shards that are missing: model-00002.safetensors" in r.stderr
 
 
 def test_unregistered_data_set(tmp_path: Path, data_dir: Path) -> None:
     r = _preflight(tmp_path, data_dir, DATASETS="identty")
     assert r.returncode == 1
-    assert (
-        f"data set 'identty' is not registered in {data_dir / 'dataset_info.json'}"
-        in r.stderr
-    )
+    assert f"data set 'identty' is not registered in {data_dir / 'dataset_info.json'}" in r.stderr
     assert "did you mean 'identity'?" in r.stderr
 
 
@@ -125,9 +109,7 @@ def test_invalid_data_set(tmp_path: Path, data_dir: Path) -> None:
     (data_dir / "dataset_info.json").write_text(json.dumps(info))
     r = _preflight(tmp_path, data_dir, DATASETS="identity,broken")
     assert r.returncode == 1
-    assert (
-        f"data set 'broken' ({bad}) is not valid" in r.stderr and "output" in r.stderr
-    )
+    assert f"data set 'broken' ({bad}) is not valid" in r.stderr and "output" in r.stderr
     assert not (tmp_path / "runs" / "t1" / "train.yaml").exists()
 
 
@@ -149,10 +131,7 @@ def test_text_template_on_a_vision_model(tmp_path: Path, data_dir: Path) -> None
     )
     r = _preflight(tmp_path, data_dir, MODEL_ID=str(model))
     assert r.returncode == 1
-    assert (
-        "template 'smollm2' is text-only but" in r.stderr
-        and "vision-language model" in r.stderr
-    )
+    assert "template 'smollm2' is text-only but" in r.stderr and "vision-language model" in r.stderr
 
 
 def test_completed_adapter_is_not_overwritten(tmp_path: Path, data_dir: Path) -> None:
@@ -161,22 +140,15 @@ def test_completed_adapter_is_not_overwritten(tmp_path: Path, data_dir: Path) ->
     (adapter / "adapter_model.safetensors").write_bytes(b"old")
     r = _preflight(tmp_path, data_dir)
     assert r.returncode == 1
-    assert (
-        f"{adapter} already holds a completed adapter (RUN_ID=t1); use a new RUN_ID or pass --overwrite"
-        in r.stderr
-    )
+    assert f"{adapter} already holds a completed adapter (RUN_ID=t1); use a new RUN_ID or pass --overwrite" in r.stderr
     assert (adapter / "adapter_model.safetensors").read_bytes() == b"old"
     r = _preflight(tmp_path, data_dir, "--overwrite")
     assert r.returncode == 0, r.stderr
-    assert (
-        tmp_path / "runs" / "t1" / "adapter.prev" / "adapter_model.safetensors"
-    ).read_bytes() == b"old"
+    assert (tmp_path / "runs" / "t1" / "adapter.prev" / "adapter_model.safetensors").read_bytes() == b"old"
     assert not adapter.exists()
 
 
-def test_interrupted_run_resumes_from_the_last_checkpoint(
-    tmp_path: Path, data_dir: Path
-) -> None:
+def test_interrupted_run_resumes_from_the_last_checkpoint(tmp_path: Path, data_dir: Path) -> None:
     adapter = tmp_path / "runs" / "t1" / "adapter"
     for step in (2, 10, 4):
         (adapter / f"checkpoint-{step}").mkdir(parents=True)
@@ -188,9 +160,7 @@ def test_interrupted_run_resumes_from_the_last_checkpoint(
     assert cfg["resume_from_checkpoint"] == str(adapter / "checkpoint-10")
 
 
-def _train_sh(
-    tmp_path: Path, data_dir: Path, **env: str
-) -> subprocess.CompletedProcess[str]:
+def _train_sh(tmp_path: Path, data_dir: Path, **env: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [str(HOME / "scripts" / "train.sh"), "--preflight-only"],
         capture_output=True,
@@ -209,8 +179,6 @@ def test_disk_too_small(tmp_path: Path, data_dir: Path) -> None:
 
 
 def test_too_few_gpus(tmp_path: Path, data_dir: Path) -> None:
-    r = _train_sh(
-        tmp_path, data_dir, TRAIN_GPUS="2", ALLOW_CPU="false", CUDA_VISIBLE_DEVICES=""
-    )
+    r = _train_sh(tmp_path, data_dir, TRAIN_GPUS="2", ALLOW_CPU="false", CUDA_VISIBLE_DEVICES="")
     assert r.returncode == 1
     assert "training (TRAIN_GPUS) needs 2 GPU(s) but 0 visible" in r.stderr

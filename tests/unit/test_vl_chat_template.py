@@ -8,9 +8,7 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 def render(template: str, messages: list[dict], generation: bool = True) -> str:
     env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
-    return env.from_string(template).render(
-        messages=messages, add_generation_prompt=generation
-    )
+    return env.from_string(template).render(messages=messages, add_generation_prompt=generation)
 
 
 IMAGE_QUESTION = {
@@ -21,9 +19,7 @@ IMAGE_QUESTION = {
 
 def test_qwen3_vl_instruct_has_no_default_system_and_no_think_block() -> None:
     text = render(chat_template(""), [IMAGE_QUESTION])
-    assert text == (
-        f"<|im_start|>user\n{IMAGE_PLACEHOLDER}What shape is this?<|im_end|>\n<|im_start|>assistant\n"
-    )
+    assert text == (f"<|im_start|>user\n{IMAGE_PLACEHOLDER}What shape is this?<|im_end|>\n<|im_start|>assistant\n")
     assert "<think>" not in text
 
 
@@ -34,13 +30,8 @@ def test_media_parts_render_in_order_and_openai_image_url_parts_count() -> None:
         {"type": "text", "text": " and "},
         {"type": "video", "video": "clip.mp4"},
     ]
-    text = render(
-        chat_template(""), [{"role": "user", "content": parts}], generation=False
-    )
-    assert (
-        text
-        == f"<|im_start|>user\nCompare {IMAGE_PLACEHOLDER} and {VIDEO_PLACEHOLDER}<|im_end|>\n"
-    )
+    text = render(chat_template(""), [{"role": "user", "content": parts}], generation=False)
+    assert text == f"<|im_start|>user\nCompare {IMAGE_PLACEHOLDER} and {VIDEO_PLACEHOLDER}<|im_end|>\n"
 
 
 def test_a_conversation_with_system_and_answers() -> None:
@@ -49,9 +40,7 @@ def test_a_conversation_with_system_and_answers() -> None:
         IMAGE_QUESTION,
         {"role": "assistant", "content": "circle"},
     ]
-    text = render(
-        chat_template("You are a helpful assistant."), messages, generation=False
-    )
+    text = render(chat_template("You are a helpful assistant."), messages, generation=False)
     assert text == (
         "<|im_start|>system\nBe brief.<|im_end|>\n"
         f"<|im_start|>user\n{IMAGE_PLACEHOLDER}What shape is this?<|im_end|>\n"
@@ -64,6 +53,4 @@ def test_qwen2_vl_injects_its_default_system_prompt() -> None:
         chat_template("You are a helpful assistant."),
         [{"role": "user", "content": "Hi"}],
     )
-    assert text.startswith(
-        "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n<|im_start|>user\nHi"
-    )
+    assert text.startswith("<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n<|im_start|>user\nHi")

@@ -10,11 +10,7 @@ from ftk.serve.adapters import Adapter, check_targets
 from ftk.serve.modelinfo import ModelInfo
 from ftk.vl.target_modules import canonical, classify, is_vision
 
-LAYERS = [
-    f"layers.{i}.{m}"
-    for i in range(2)
-    for m in ("self_attn.q_proj", "self_attn.v_proj", "mlp.down_proj")
-]
+LAYERS = [f"layers.{i}.{m}" for i in range(2) for m in ("self_attn.q_proj", "self_attn.v_proj", "mlp.down_proj")]
 QWEN3VL_MODEL = {f"model.language_model.{m}" for m in LAYERS} | {
     "model.visual.blocks.0.attn.qkv",
     "model.visual.blocks.0.mlp.linear_fc1",
@@ -30,14 +26,8 @@ ADAPTER_LM = [f"model.language_model.{m}" for m in LAYERS]
 
 
 def test_canonical_maps_the_qwen_vl_layouts_to_one_name() -> None:
-    assert (
-        canonical("model.language_model.layers.0.self_attn.q_proj")
-        == "model.layers.0.self_attn.q_proj"
-    )
-    assert (
-        canonical("language_model.model.layers.0.mlp.down_proj")
-        == "model.layers.0.mlp.down_proj"
-    )
+    assert canonical("model.language_model.layers.0.self_attn.q_proj") == "model.layers.0.self_attn.q_proj"
+    assert canonical("language_model.model.layers.0.mlp.down_proj") == "model.layers.0.mlp.down_proj"
     assert canonical("model.visual.blocks.0.attn.qkv") == "visual.blocks.0.attn.qkv"
     assert canonical("model.layers.0.mlp.down_proj") == "model.layers.0.mlp.down_proj"
 
@@ -65,11 +55,7 @@ def test_prefix_difference_is_remapped_with_a_warning_not_missing() -> None:
         "model.layers.0.self_attn.q_proj",
     ) in report.remapped
     (warning,) = report.warnings("adapter 'shapes'")
-    assert (
-        "adapter 'shapes'" in warning
-        and "model.language_model.layers" in warning
-        and "model.layers" in warning
-    )
+    assert "adapter 'shapes'" in warning and "model.language_model.layers" in warning and "model.layers" in warning
 
 
 def test_vision_modules_next_to_language_ones_warn() -> None:
@@ -111,22 +97,14 @@ def _write_safetensors(path: Path, shapes: dict[str, list[int]]) -> None:
     path.write_bytes(struct.pack("<Q", len(raw)) + raw + b"\0" * offset)
 
 
-def _folders(
-    tmp_path: Path, model_modules: set[str], adapter_modules: list[str]
-) -> tuple[Adapter, ModelInfo]:
+def _folders(tmp_path: Path, model_modules: set[str], adapter_modules: list[str]) -> tuple[Adapter, ModelInfo]:
     model = tmp_path / "model"
     model.mkdir()
-    (model / "config.json").write_text(
-        json.dumps({"model_type": "qwen2_vl", "vision_config": {}})
-    )
-    _write_safetensors(
-        model / "model.safetensors", {f"{m}.weight": [8, 4] for m in model_modules}
-    )
+    (model / "config.json").write_text(json.dumps({"model_type": "qwen2_vl", "vision_config": {}}))
+    _write_safetensors(model / "model.safetensors", {f"{m}.weight": [8, 4] for m in model_modules})
     adapter = tmp_path / "adapter"
     adapter.mkdir()
-    (adapter / "adapter_config.json").write_text(
-        json.dumps({"r": 2, "target_modules": ["q_proj"]})
-    )
+    (adapter / "adapter_config.json").write_text(json.dumps({"r": 2, "target_modules": ["q_proj"]}))
     lora = {}
     for m in adapter_modules:
         lora[f"base_model.model.{m}.lora_A.weight"] = [2, 4]
@@ -145,8 +123,6 @@ def test_serve_check_accepts_a_remapped_layout_and_checks_its_shapes(
 
 
 def test_serve_check_refuses_a_vision_only_adapter(tmp_path: Path) -> None:
-    adapter, model = _folders(
-        tmp_path, QWEN2VL_LEGACY_MODEL, ["visual.blocks.0.attn.qkv"]
-    )
+    adapter, model = _folders(tmp_path, QWEN2VL_LEGACY_MODEL, ["visual.blocks.0.attn.qkv"])
     problems, _ = check_targets(adapter, model)
     assert any("would change nothing" in p for p in problems)

@@ -49,7 +49,5 @@ def main() -> None:
     except SettingsError as err:
         for line in str(err).splitlines():
             print_error(line)
-        print_error(
-            "fix the key(s) above in the .env file or the environment (`ftk env check` lists all problems)"
-        )
+        print_error("fix the key(s) above in the .env file or the environment (`ftk env check` lists all problems)")
         raise SystemExit(1) from None

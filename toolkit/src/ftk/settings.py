@@ -23,9 +23,18 @@ Port = Annotated[int, Field(ge=1, le=65535)]
 
 
 # Train keys whose empty value means "the recipe's value" (see configs/train/*.yaml).
-RECIPE_DEFAULTED = ("lora_rank", "lora_alpha", "num_train_epochs", "learning_rate", "cutoff_len",
-                    "per_device_train_batch_size", "gradient_accumulation_steps", "image_max_pixels",
-                    "video_max_pixels", "quantization_bit")
+RECIPE_DEFAULTED = (
+    "lora_rank",
+    "lora_alpha",
+    "num_train_epochs",
+    "learning_rate",
+    "cutoff_len",
+    "per_device_train_batch_size",
+    "gradient_accumulation_steps",
+    "image_max_pixels",
+    "video_max_pixels",
+    "quantization_bit",
+)
 
 
 class Settings(BaseSettings):

@@ -58,9 +58,7 @@ def child(argv: list[str]) -> None:
         code = int(exc.code or 0)
     seconds = time.perf_counter() - start
     peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
-    Path(os.environ[STATS_ENV]).write_text(
-        json.dumps({"seconds": seconds, "peak_kib": peak_kib, "code": code})
-    )
+    Path(os.environ[STATS_ENV]).write_text(json.dumps({"seconds": seconds, "peak_kib": peak_kib, "code": code}))
 
 
 def run_size(work: Path, media: Path, n: int) -> dict[str, float]:
@@ -89,9 +87,7 @@ def run_size(work: Path, media: Path, n: int) -> dict[str, float]:
     result = json.loads(stats.read_text())
     report = json.loads(proc.stdout)
     if result["code"] != 0 or not report["valid"]:
-        raise SystemExit(
-            f"validation of {data} failed ({result['code']}): {proc.stdout[-2000:]}{proc.stderr[-2000:]}"
-        )
+        raise SystemExit(f"validation of {data} failed ({result['code']}): {proc.stdout[-2000:]}{proc.stderr[-2000:]}")
     file = report["files"][0]
     data.unlink()
     return {

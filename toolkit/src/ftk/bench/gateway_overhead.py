@@ -103,9 +103,7 @@ class Stack:
         sys.exit(f"vLLM not healthy after {timeout:.0f}s; see {self.work / 'vllm.log'}")
 
     def start_gateway(self, name: str, buffering: str) -> Target:
-        ports = {
-            k: str(free_port()) for k in ("GATEWAY_HTTPS_PORT", "GATEWAY_HTTP_PORT", "GATEWAY_INTERNAL_PORT")
-        }
+        ports = {k: str(free_port()) for k in ("GATEWAY_HTTPS_PORT", "GATEWAY_HTTP_PORT", "GATEWAY_INTERNAL_PORT")}
         keys = self.work / "api_keys"
         certs = self.work / "certs"
         assert self.vllm_url
@@ -220,9 +218,7 @@ async def throughput(t: Target, n: int, concurrency: int, max_tokens: int, strea
         return n / (time.perf_counter() - start)
 
 
-async def measure(
-    targets: list[Target], n: int, concurrency: int, max_tokens: int
-) -> dict[str, dict[str, float]]:
+async def measure(targets: list[Target], n: int, concurrency: int, max_tokens: int) -> dict[str, dict[str, float]]:
     ttft: dict[str, list[float]] = {t.name: [] for t in targets}
     latency: dict[str, list[float]] = {t.name: [] for t in targets}
     rps: dict[str, dict[str, list[float]]] = {t.name: {"stream": [], "plain": []} for t in targets}
@@ -295,9 +291,7 @@ def report(results: dict[str, dict[str, float]], args: argparse.Namespace) -> No
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(
-        prog="python -m ftk.bench.gateway_overhead", description=__doc__.split("\n")[0]
-    )
+    p = argparse.ArgumentParser(prog="python -m ftk.bench.gateway_overhead", description=__doc__.split("\n")[0])
     p.add_argument("--requests", type=int, default=12, help="requests per figure")
     p.add_argument("--concurrency", type=int, default=4)
     p.add_argument("--max-tokens", type=int, default=48)

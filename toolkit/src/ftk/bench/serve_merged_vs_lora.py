@@ -203,9 +203,7 @@ def main() -> None:
     p.add_argument("--requests-per-level", type=int, default=2, help="requests = this x concurrency (min 4)")
     p.add_argument("--max-tokens", type=int, default=16)
     p.add_argument("--timeout", type=float, default=900, help="seconds to wait for each server")
-    p.add_argument(
-        "--no-eager", action="store_true", help="let vLLM compile (slower start-up, faster decode)"
-    )
+    p.add_argument("--no-eager", action="store_true", help="let vLLM compile (slower start-up, faster decode)")
     args = p.parse_args()
     s = get_settings()
     base = s.base_model_path
@@ -258,9 +256,7 @@ def main() -> None:
             for t in targets:
                 results[(t.label, c)] = asyncio.run(run_level(t, c, n, args.max_tokens))
                 lvl = results[(t.label, c)]
-                console.print(
-                    f"{t.label} c={c}: {lvl.rps:.2f} req/s, TTFT median {lvl.ttft_median * 1000:.0f} ms"
-                )
+                console.print(f"{t.label} c={c}: {lvl.rps:.2f} req/s, TTFT median {lvl.ttft_median * 1000:.0f} ms")
     finally:
         for t in targets:
             t.stop()
@@ -271,9 +267,7 @@ def main() -> None:
     for col in ("measure", "merged", "base + LoRA", "lora / merged"):
         table.add_column(col, justify="left" if col == "measure" else "right")
     m, lo = targets
-    table.add_row(
-        "start-up to healthy (s)", f"{m.startup:.1f}", f"{lo.startup:.1f}", ratio(lo.startup, m.startup)
-    )
+    table.add_row("start-up to healthy (s)", f"{m.startup:.1f}", f"{lo.startup:.1f}", ratio(lo.startup, m.startup))
     for c in levels:
         a, b = results[("merged", c)], results[("lora", c)]
         table.add_row(f"requests/s @ {c}", f"{a.rps:.2f}", f"{b.rps:.2f}", ratio(b.rps, a.rps))

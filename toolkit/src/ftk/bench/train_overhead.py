@@ -147,8 +147,7 @@ def main(argv: list[str] | None = None) -> int:
         for name in order:
             cmd, run_dir = runs[name]
             console.print(
-                f"round {i + 1}/{args.rounds}: {name} ({' '.join(Path(c).name for c in cmd[:2])}, "
-                f"{args.steps} steps)"
+                f"round {i + 1}/{args.rounds}: {name} ({' '.join(Path(c).name for c in cmd[:2])}, {args.steps} steps)"
             )
             wall, rss = _run(cmd, env, run_dir.with_suffix(".log"))
             results[name].append({**_metrics(run_dir / "adapter"), "wall": wall, "rss": rss})

@@ -19,12 +19,8 @@ def render(
     kind: str = typer.Argument(..., help="train or merge"),
     recipe: Path = typer.Option(None, "--recipe", help="recipe YAML (default: TRAIN_RECIPE or MERGE_RECIPE)"),
     run_id: str = typer.Option(None, "--run-id", help="run folder runs/<run-id>/ (default: RUN_ID)"),
-    sets: list[str] = typer.Option(
-        None, "--set", help="override a LLaMA-Factory key: --set lora_rank=16 (repeat)"
-    ),
-    output: Path = typer.Option(
-        None, "--output", "-o", help="write here instead of runs/<run-id>/<kind>.yaml"
-    ),
+    sets: list[str] = typer.Option(None, "--set", help="override a LLaMA-Factory key: --set lora_rank=16 (repeat)"),
+    output: Path = typer.Option(None, "--output", "-o", help="write here instead of runs/<run-id>/<kind>.yaml"),
     stdout: bool = typer.Option(False, "--stdout", help="print the rendered YAML instead of writing it"),
 ) -> None:
     """Render a recipe into runs/<run-id>/train.yaml (or merge.yaml); unknown keys name the closest one."""

@@ -116,9 +116,7 @@ def validate(
     dataset_dir: Path = typer.Option(
         None, "--dataset-dir", help="where registered names are looked up \\[default: DATASET_DIR]"
     ),
-    fmt: FormatChoice = typer.Option(
-        FormatChoice.auto, "--format", help="auto detects it from the first sample"
-    ),
+    fmt: FormatChoice = typer.Option(FormatChoice.auto, "--format", help="auto detects it from the first sample"),
     tokenizer: Path = typer.Option(
         None,
         "--tokenizer",
@@ -133,9 +131,7 @@ def validate(
         "prompt included, image placeholders counted as text)",
     ),
     as_json: bool = typer.Option(False, "--json", help="print a machine-readable report instead"),
-    max_problems: int = typer.Option(
-        200, "--max-problems", min=0, help="problem lines to print (all are counted)"
-    ),
+    max_problems: int = typer.Option(200, "--max-problems", min=0, help="problem lines to print (all are counted)"),
 ) -> None:
     """Check data files in LLaMA-Factory's sharegpt or alpaca format; report every problem.
 
@@ -148,9 +144,7 @@ def validate(
     from ftk.dataset.validate import Options, validate_file
 
     if (tokenizer is None) != (cutoff_len is None):
-        raise UserError(
-            "--tokenizer and --cutoff-len go together: give both to check sample lengths", EXIT_USAGE
-        )
+        raise UserError("--tokenizer and --cutoff-len go together: give both to check sample lengths", EXIT_USAGE)
     ds, media = _dirs(dataset_dir, media_root)
     targets = _targets(files, ds)
     counter = TokenCounter(tokenizer) if tokenizer else None
@@ -181,9 +175,7 @@ def _settings_assistant() -> tuple[str, str]:
     return s.assistant_name, s.assistant_author
 
 
-def _register_one(
-    file: Path, name: str, dataset_dir: Path, media: Path, force: bool, max_problems: int
-) -> bool:
+def _register_one(file: Path, name: str, dataset_dir: Path, media: Path, force: bool, max_problems: int) -> bool:
     from ftk.dataset.problems import ProblemSink
     from ftk.dataset.register import register
     from ftk.dataset.report import print_problems, summary_table
@@ -270,9 +262,7 @@ def list_cmd(
 @dataset_app.command("make-shapes")
 def make_shapes_cmd(
     media_root: Path = typer.Option(None, "--media-root", help="images go to MEDIA_ROOT/generated/shapes/"),
-    out: Path = typer.Option(
-        None, "--out", help="also write the samples (JSONL) here \\[default: data/shapes.jsonl]"
-    ),
+    out: Path = typer.Option(None, "--out", help="also write the samples (JSONL) here \\[default: data/shapes.jsonl]"),
 ) -> None:
     """Draw the shapes images (deterministic; unchanged files are not rewritten) and write their samples."""
     from ftk.dataset.shapes import make_shapes
@@ -281,8 +271,7 @@ def make_shapes_cmd(
     target = out or paths.project_home() / "data" / "shapes.jsonl"
     written, total = make_shapes(media, target)
     console.print(
-        f"shapes: {written} of {total} files written (images in {media / 'generated/shapes'}, samples in "
-        f"{target})",
+        f"shapes: {written} of {total} files written (images in {media / 'generated/shapes'}, samples in {target})",
         soft_wrap=True,
         markup=False,
     )

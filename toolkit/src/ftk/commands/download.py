@@ -73,9 +73,7 @@ def download(
     bad = failures(outcome.findings)
     if bad:
         for f in bad:
-            err_console.print(
-                f"[bold red]error:[/] {outcome.path}: {f.what}: {f.detail}; {f.fix}", soft_wrap=True
-            )
+            err_console.print(f"[bold red]error:[/] {outcome.path}: {f.what}: {f.detail}; {f.fix}", soft_wrap=True)
         raise typer.Exit(EXIT_INVALID)
     if outcome.path.resolve() != plan.target.resolve():
         warn(f"the model is at {outcome.path}, train and serve read {plan.target}")

@@ -17,8 +17,15 @@ from ftk.settings import Settings, closest_key, format_validation_error, get_set
 env_app = typer.Typer(help="Check and show settings from .env and the environment.", no_args_is_help=True)
 
 # Keys that are read from the environment by tools the toolkit drives, not by the settings model.
-PASSTHROUGH_KEYS = {"CUDA_VISIBLE_DEVICES", "NO_COLOR", "FTK_HOME", "FTK_ENV_FILE", "HF_HOME", "COMPOSE_PROFILES",
-                    "COMPOSE_PROJECT_NAME"}
+PASSTHROUGH_KEYS = {
+    "CUDA_VISIBLE_DEVICES",
+    "NO_COLOR",
+    "FTK_HOME",
+    "FTK_ENV_FILE",
+    "HF_HOME",
+    "COMPOSE_PROFILES",
+    "COMPOSE_PROJECT_NAME",
+}
 
 
 def _line_numbers(file: Path) -> dict[str, int]:

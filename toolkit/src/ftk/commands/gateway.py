@@ -24,9 +24,7 @@ def _file(path: Path | None) -> Path:
 
 def register(app: typer.Typer) -> None:
     gateway = typer.Typer(help="The nginx TLS gateway: API keys and request metrics.", no_args_is_help=True)
-    keys = typer.Typer(
-        help="API keys accepted by the gateway (stored 0600 in API_KEYS_FILE).", no_args_is_help=True
-    )
+    keys = typer.Typer(help="API keys accepted by the gateway (stored 0600 in API_KEYS_FILE).", no_args_is_help=True)
     gateway.add_typer(keys, name="keys")
     app.add_typer(gateway, name="gateway")
 
@@ -70,9 +68,7 @@ def register(app: typer.Typer) -> None:
 
     @gateway.command("metrics")
     def metrics(
-        log: Annotated[
-            Path | None, typer.Option(help="Access log (default: GATEWAY_PREFIX/logs/access.log).")
-        ] = None,
+        log: Annotated[Path | None, typer.Option(help="Access log (default: GATEWAY_PREFIX/logs/access.log).")] = None,
         bind: Annotated[str | None, typer.Option(help="Address (default: GATEWAY_INTERNAL_BIND).")] = None,
         port: Annotated[int | None, typer.Option(help="Port (default: GATEWAY_METRICS_PORT).")] = None,
     ) -> None:

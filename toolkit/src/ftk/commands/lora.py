@@ -19,9 +19,7 @@ from ftk.serve.client import ServerError, VllmClient, read_key
 from ftk.serve.modelinfo import ModelInfo
 from ftk.settings import get_settings
 
-lora_app = typer.Typer(
-    help="List, load and unload LoRA adapters on the running vLLM server.", no_args_is_help=True
-)
+lora_app = typer.Typer(help="List, load and unload LoRA adapters on the running vLLM server.", no_args_is_help=True)
 
 BaseUrl = typer.Option("", "--base-url", help="vLLM URL (default http://VLLM_HOST:VLLM_PORT).")
 KeyFile = typer.Option(None, "--api-key-file", help="Key file (default VLLM_API_KEY_FILE).")
@@ -62,8 +60,7 @@ def load_cmd(
     max_lora_rank: int = typer.Option(
         0,
         "--max-lora-rank",
-        help="The server's --max-lora-rank (default: from "
-        "runs/serve/state-<port>.json that scripts/serve.sh writes).",
+        help="The server's --max-lora-rank (default: from runs/serve/state-<port>.json that scripts/serve.sh writes).",
     ),
     check: bool = typer.Option(True, "--check/--no-check", help="Run the adapter checks first."),
 ) -> None:
@@ -109,10 +106,7 @@ def load_cmd(
             for w in warnings:
                 warn(w)
         else:
-            warn(
-                f"served model folder {model_path} not readable here; "
-                "base-model and target-module checks skipped"
-            )
+            warn(f"served model folder {model_path} not readable here; base-model and target-module checks skipped")
             problems += check_rank(adapter, rank_limit)
         if problems:
             for p in problems[:-1]:

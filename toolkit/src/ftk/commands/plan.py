@@ -24,13 +24,9 @@ def _yes(flag: bool) -> str:
 
 @plan_app.command("serve")
 def plan_serve(
-    model: Path = typer.Option(
-        None, "--model", help="Model folder (default: the one scripts/serve.sh serves)."
-    ),
+    model: Path = typer.Option(None, "--model", help="Model folder (default: the one scripts/serve.sh serves)."),
     gpus: int = typer.Option(0, "--gpus", min=0, help="GPUs available (default: nvidia-smi)."),
-    gpu_memory: str = typer.Option(
-        "", "--gpu-memory", help="Memory of one GPU, e.g. 24GiB (default: nvidia-smi)."
-    ),
+    gpu_memory: str = typer.Option("", "--gpu-memory", help="Memory of one GPU, e.g. 24GiB (default: nvidia-smi)."),
     overhead: str = typer.Option(
         "1GiB",
         "--overhead",
@@ -98,9 +94,7 @@ def plan_serve(
         source = "safetensors headers" if sizes.counted else "estimated from config.json"
         head.add_row("parameters", f"{sizes.params / 1e9:.3f} B ({source})")
         head.add_row("weights", planner.human(sizes.weight_bytes))
-        head.add_row(
-            "layers / KV heads / head dim", f"{info.num_layers} / {info.num_kv_heads} / {info.head_dim}"
-        )
+        head.add_row("layers / KV heads / head dim", f"{info.num_layers} / {info.num_kv_heads} / {info.head_dim}")
         head.add_row("KV cache per token", f"{planner.human(sizes.kv_bytes_per_token)} (all GPUs together)")
         head.add_row(
             "GPU",

@@ -43,9 +43,7 @@ def preflight_cmd() -> None:
 
 @serve_app.command("command")
 def command_cmd(
-    print0: bool = typer.Option(
-        False, "--print0", help="NUL-separated argv on stdout (for scripts/serve.sh)."
-    ),
+    print0: bool = typer.Option(False, "--print0", help="NUL-separated argv on stdout (for scripts/serve.sh)."),
     write_state: bool = typer.Option(False, "--write-state", help="Write runs/serve/state-<port>.json."),
     check: bool = typer.Option(True, "--check/--no-check", help="Run the preflight first."),
 ) -> None:
@@ -103,9 +101,7 @@ def wait_cmd(
         or state.get("expected_models")
         or [s.served_model_name, *(item.partition("=")[0] for item in split_list(s.lora_modules))]
     )
-    client = VllmClient(
-        base_url or serve_command.base_url(s), timeout=10, key_file=s.path("vllm_api_key_file")
-    )
+    client = VllmClient(base_url or serve_command.base_url(s), timeout=10, key_file=s.path("vllm_api_key_file"))
     alive = None
     if pid:
         import psutil

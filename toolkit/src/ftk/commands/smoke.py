@@ -48,17 +48,14 @@ def smoke(
         help="Key file (default: SMOKE_API_KEY_FILE, else the first active key in API_KEYS_FILE).",
     ),
     ca: Path = typer.Option(None, "--ca", help="CA certificate for https (default: TLS_CA when it exists)."),
-    model: list[str] = typer.Option(
-        [], "--model", help="Base/merged model name(s) (default SERVED_MODEL_NAME)."
-    ),
+    model: list[str] = typer.Option([], "--model", help="Base/merged model name(s) (default SERVED_MODEL_NAME)."),
     adapter: list[str] = typer.Option(
         [], "--adapter", help="Adapter name(s) to prove live (default: the names in LORA_MODULES)."
     ),
     expect: str = typer.Option(
         None,
         "--expect",
-        help="Phrase each adapter's probe answer must contain (default "
-        "SMOKE_EXPECT, else ASSISTANT_NAME; '' to skip).",
+        help="Phrase each adapter's probe answer must contain (default SMOKE_EXPECT, else ASSISTANT_NAME; '' to skip).",
     ),
     probe: str = typer.Option(PROBE, "--probe", help="The question asked to the base and each adapter."),
     image: bool = typer.Option(
@@ -100,17 +97,13 @@ def smoke(
     checks = Smoke(cfg).run()
     failed = [c for c in checks if not c.ok]
     if as_json:
-        console.print_json(
-            json.dumps({"base_url": url, "ok": not failed, "checks": [c.as_dict() for c in checks]})
-        )
+        console.print_json(json.dumps({"base_url": url, "ok": not failed, "checks": [c.as_dict() for c in checks]}))
     else:
         table = Table(title=f"Smoke test of {url}")
         for col in ("check", "result", "reason", "detail", "s"):
             table.add_column(col, overflow="fold", justify="right" if col == "s" else "left")
         for c in checks:
-            table.add_row(
-                c.name, "[green]PASS[/]" if c.ok else "[red]FAIL[/]", c.reason, c.detail, f"{c.seconds:.1f}"
-            )
+            table.add_row(c.name, "[green]PASS[/]" if c.ok else "[red]FAIL[/]", c.reason, c.detail, f"{c.seconds:.1f}")
         console.print(table)
         console.print(f"{len(checks) - len(failed)} passed, {len(failed)} failed")
     if failed:

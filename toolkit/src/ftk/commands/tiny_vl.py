@@ -36,17 +36,11 @@ def _delegate_to_train_venv(argv: list[str]) -> None:
 
 
 def build(
-    out: Annotated[
-        Path | None, typer.Argument(help="Model folder to write; default: MODELS_DIR/tiny-<arch>.")
-    ] = None,
+    out: Annotated[Path | None, typer.Argument(help="Model folder to write; default: MODELS_DIR/tiny-<arch>.")] = None,
     arch: Annotated[str, typer.Option(help="qwen3vl (Qwen3-VL) or qwen2vl (Qwen2-VL).")] = "qwen3vl",
     seed: Annotated[int, typer.Option(help="Seed of the random weights (same seed, same weights).")] = 0,
-    force: Annotated[
-        bool, typer.Option("--force", help="Rebuild even when the folder is up to date.")
-    ] = False,
-    quiet: Annotated[
-        bool, typer.Option("--quiet", help="Print nothing when the folder is up to date.")
-    ] = False,
+    force: Annotated[bool, typer.Option("--force", help="Rebuild even when the folder is up to date.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", help="Print nothing when the folder is up to date.")] = False,
 ) -> None:
     """Build a tiny random vision-language model with a real tokenizer, processor and chat template."""
     if arch not in ARCH_NAMES:
@@ -62,9 +56,7 @@ def build(
         return
     if not _can_build_here():
         if os.environ.get("FTK_TINY_VL_DELEGATED"):
-            raise UserError(
-                "the train venv has no torchvision/transformers: run `scripts/setup.sh train` again"
-            )
+            raise UserError("the train venv has no torchvision/transformers: run `scripts/setup.sh train` again")
         argv = ["tiny-vl", "build", str(target), "--arch", arch, "--seed", str(seed)]
         _delegate_to_train_venv(argv + (["--force"] if force else []) + (["--quiet"] if quiet else []))
     info(f"building tiny {arch} (seed {seed}) into {target}")
@@ -78,8 +70,6 @@ def build(
 
 
 def register(app: typer.Typer) -> None:
-    group = typer.Typer(
-        help="Tiny random vision-language models for tests (built offline).", no_args_is_help=True
-    )
+    group = typer.Typer(help="Tiny random vision-language models for tests (built offline).", no_args_is_help=True)
     group.command("build")(build)
     app.add_typer(group, name="tiny-vl")

@@ -14,21 +14,15 @@ from ftk.settings import get_settings
 from ftk.train import preflight as checks
 from ftk.train import recipe as recipes
 
-train_app = typer.Typer(
-    help="Training run checks and records (scripts/train.sh calls these).", no_args_is_help=True
-)
+train_app = typer.Typer(help="Training run checks and records (scripts/train.sh calls these).", no_args_is_help=True)
 
 
 @train_app.command("preflight")
 def preflight(
     recipe: Path = typer.Option(None, "--recipe", help="train recipe (default: TRAIN_RECIPE)"),
     run_id: str = typer.Option(None, "--run-id", help="run folder runs/<run-id>/ (default: RUN_ID)"),
-    sets: list[str] = typer.Option(
-        None, "--set", help="override a LLaMA-Factory key: --set lora_rank=16 (repeat)"
-    ),
-    overwrite: bool = typer.Option(
-        False, "--overwrite", help="replace a completed adapter (kept as adapter.prev)"
-    ),
+    sets: list[str] = typer.Option(None, "--set", help="override a LLaMA-Factory key: --set lora_rank=16 (repeat)"),
+    overwrite: bool = typer.Option(False, "--overwrite", help="replace a completed adapter (kept as adapter.prev)"),
     no_validate: bool = typer.Option(
         False, "--no-validate-data", help="skip the dataset validator (registered files are still checked)"
     ),
@@ -80,9 +74,7 @@ def state(run_id: str = typer.Option(None, "--run-id", help="run id (default: RU
 @train_app.command("manifest")
 def manifest(
     run_dir: Path = typer.Argument(..., help="the run folder (runs/<run-id>)"),
-    started: float = typer.Option(
-        None, "--started", help="start time (seconds since the epoch) for the duration"
-    ),
+    started: float = typer.Option(None, "--started", help="start time (seconds since the epoch) for the duration"),
     resumed_from: str = typer.Option(None, "--resumed-from", help="checkpoint the run resumed from"),
 ) -> None:
     """Write runs/<run-id>/manifest.json (run it in the train venv: it records that venv's versions)."""
@@ -98,8 +90,7 @@ def manifest(
     loss = data["loss"]
     table.add_row(
         "adapter",
-        f"{data['adapter']['path']} (rank {data['adapter']['rank']}, "
-        f"targets {data['adapter']['target_modules']})",
+        f"{data['adapter']['path']} (rank {data['adapter']['rank']}, targets {data['adapter']['target_modules']})",
     )
     table.add_row("loss", f"{loss['first']} -> {loss['final']} over {loss['steps']} steps")
     table.add_row("loss plot", str(data["loss_plot"]))

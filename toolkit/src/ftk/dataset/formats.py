@@ -191,9 +191,7 @@ def detect_style(message: dict[str, Any]) -> TagStyle:
     return SHAREGPT_STYLE
 
 
-def closest(
-    name: str, choices: tuple[str, ...] | list[str], aliases: dict[str, str] | None = None
-) -> str | None:
+def closest(name: str, choices: tuple[str, ...] | list[str], aliases: dict[str, str] | None = None) -> str | None:
     """The valid name the user most likely meant (alias table first, then spelling), or None."""
     low = name.strip().lower()
     if aliases and low in aliases and aliases[low] in choices:

@@ -38,11 +38,7 @@ class MediaChecker:
             return "empty path", "give the file's path relative to the media root"
         target = Path(os.path.realpath(root / path))
         if target != root and root not in target.parents:
-            how = (
-                "an absolute path"
-                if os.path.isabs(path)
-                else ("'..'" if ".." in Path(path).parts else "a symlink")
-            )
+            how = "an absolute path" if os.path.isabs(path) else ("'..'" if ".." in Path(path).parts else "a symlink")
             return (
                 f"'{path}' resolves to {target}, outside the media root {root} (through {how})",
                 "copy the file under the media root (--media-root / MEDIA_ROOT) and give its relative path",

@@ -74,9 +74,7 @@ def _iter_lines(path: Path) -> Iterator[Record | ParseIssue]:
             try:
                 yield Record(index, lineno, loads(raw.decode("utf-8").rstrip("\r\n")))
             except UnicodeDecodeError as err:
-                yield ParseIssue(
-                    index, lineno, err.start + 1, "invalid UTF-8", "save the file as UTF-8", False
-                )
+                yield ParseIssue(index, lineno, err.start + 1, "invalid UTF-8", "save the file as UTF-8", False)
             except json.JSONDecodeError as err:
                 yield ParseIssue(
                     index,
@@ -172,9 +170,7 @@ class _ArrayReader:
             except json.JSONDecodeError as err:
                 near_end = err.pos >= len(self.buf) - _NEAR_END or err.msg.startswith("Unterminated string")
                 if self.eof or not near_end:
-                    return self._issue(
-                        index, err.pos, f"invalid JSON: {err.msg}", "fix the JSON of this sample"
-                    )
+                    return self._issue(index, err.pos, f"invalid JSON: {err.msg}", "fix the JSON of this sample")
                 if len(self.buf) - self.pos > MAX_SAMPLE:
                     return self._issue(
                         index,
@@ -219,9 +215,7 @@ class _ArrayReader:
                     return
                 if c != ",":
                     fix = "close the array with ']'" if c == "" else "put ',' between samples"
-                    yield self._issue(
-                        index + 1, self.pos, "invalid JSON: expecting ',' or ']' after a sample", fix
-                    )
+                    yield self._issue(index + 1, self.pos, "invalid JSON: expecting ',' or ']' after a sample", fix)
                     return
                 self._advance(self.pos + 1)
                 c = self._skip_ws()
@@ -235,18 +229,14 @@ class _ArrayReader:
                     return
         except _EncodingError as err:
             line, column, offset = err.args
-            yield ParseIssue(
-                self.index, line, column, f"invalid UTF-8 (byte {offset})", "save the file as UTF-8", True
-            )
+            yield ParseIssue(self.index, line, column, f"invalid UTF-8 (byte {offset})", "save the file as UTF-8", True)
 
     def _encoding_error(self, err: UnicodeDecodeError) -> _EncodingError:
         raw = bytes(err.object)
         line = self.newlines_decoded + raw.count(b"\n", 0, err.start) + 1
         last_nl = raw.rfind(b"\n", 0, err.start)
         first_chunk = self.bytes_read == len(raw)
-        column = (
-            err.start - last_nl if last_nl >= 0 or first_chunk else 0
-        )  # 0: the line began in an earlier chunk
+        column = err.start - last_nl if last_nl >= 0 or first_chunk else 0  # 0: the line began in an earlier chunk
         return _EncodingError(line, column, self.bytes_read - len(raw) + err.start)
 
     def _trailing(self, index: int) -> Iterator[ParseIssue]:

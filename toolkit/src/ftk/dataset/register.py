@@ -71,9 +71,7 @@ def register(
     opts = Options(media_root=media_root)
     if _is_project_shapes(source):
         written, total = make_shapes(media_root)
-        reg.notes.append(
-            f"shape images: {written} of {total} written under {media_root / 'generated/shapes'}"
-        )
+        reg.notes.append(f"shape images: {written} of {total} written under {media_root / 'generated/shapes'}")
     reg.reports.append(validate_file(source, opts, sink))
     if not reg.valid:
         return reg
@@ -82,8 +80,7 @@ def register(
         target = dataset_dir / "generated" / f"{name}{source.suffix}"
         n = fill_template(source, target, *assistant)
         reg.notes.append(
-            f"filled {{{{name}}}}={assistant[0]!r}, {{{{author}}}}={assistant[1]!r} into {target} "
-            f"({n} samples)"
+            f"filled {{{{name}}}}={assistant[0]!r}, {{{{author}}}}={assistant[1]!r} into {target} ({n} samples)"
         )
         reg.reports.append(validate_file(target, opts, sink))
         if not reg.valid:
@@ -133,9 +130,7 @@ def list_entries(dataset_dir: Path, media_root: Path) -> list[EntryStatus]:
         if not file_name or not path.is_file():
             rows.append(EntryStatus(name, file_name or "?", fmt, None, False, "file missing"))
             continue
-        report = validate_file(
-            path, Options(media_root=media_root), ProblemSink(0), layout=layout_from_entry(entry)
-        )
+        report = validate_file(path, Options(media_root=media_root), ProblemSink(0), layout=layout_from_entry(entry))
         status = "valid" if report.valid else f"{report.total} problem(s): {by_kind(report.problems)}"
         rows.append(EntryStatus(name, file_name, fmt, report.samples, report.valid, status))
     return rows

@@ -89,9 +89,7 @@ class SampleValidator:
             if target in required and target not in sample:
                 continue  # reported as a missing column, with the rename as its fix
             if target and target not in sample:
-                emit(
-                    key, "column", f"column '{key}' is not read by LLaMA-Factory", f"rename it to '{target}'"
-                )
+                emit(key, "column", f"column '{key}' is not read by LLaMA-Factory", f"rename it to '{target}'")
             elif key in ("conversations", "messages") and layout.format == "sharegpt":
                 emit(
                     key,
@@ -199,9 +197,7 @@ class SampleValidator:
             )
             return None
         if not msgs:
-            emit(
-                col, "empty", "no messages", "add a user turn and the assistant's answer, or drop the sample"
-            )
+            emit(col, "empty", "no messages", "add a user turn and the assistant's answer, or drop the sample")
             return None
         system = self._system(sample, layout, emit)
         self._tools(sample, layout, emit)
@@ -285,17 +281,13 @@ class SampleValidator:
             )
         return role, content
 
-    def _missing_key(
-        self, msg: dict[str, Any], field: str, key: str, keys: tuple[str, str], emit: Emit
-    ) -> None:
+    def _missing_key(self, msg: dict[str, Any], field: str, key: str, keys: tuple[str, str], emit: Emit) -> None:
         near = [k for k in msg if k not in keys and closest(k, (key,)) == key]
         other = {"role": "from", "from": "role", "content": "value", "value": "content"}.get(key)
         if near:
             fix = f"rename '{near[0]}' to '{key}'"
         elif other in msg:
-            fix = (
-                f"this file uses '{keys[0]}'/'{keys[1]}' (like its first message); use them in every message"
-            )
+            fix = f"this file uses '{keys[0]}'/'{keys[1]}' (like its first message); use them in every message"
         else:
             fix = f"add a '{key}' key"
         emit(f"{field}.{key}", "role", f"no '{key}' key in the message", fix)
@@ -340,9 +332,7 @@ class SampleValidator:
             )
 
     # --- media ---------------------------------------------------------------------------------------
-    def _check_media(
-        self, sample: dict[str, Any], layout: Layout, turns: list[tuple[str, str]], emit: Emit
-    ) -> None:
+    def _check_media(self, sample: dict[str, Any], layout: Layout, turns: list[tuple[str, str]], emit: Emit) -> None:
         for key, col in layout.media.items():
             items = sample.get(col)
             tag = PLACEHOLDERS[key]
@@ -365,8 +355,7 @@ class SampleValidator:
                     col,
                     "placeholder",
                     f"{n_tags} {tag} placeholder(s) in the turns but {len(items)} {noun}(s) in '{col}'",
-                    f"put one {tag} in the user turns for each {noun} (LLaMA-Factory refuses the "
-                    "sample otherwise)",
+                    f"put one {tag} in the user turns for each {noun} (LLaMA-Factory refuses the sample otherwise)",
                 )
             for i, item in enumerate(items):
                 frames = item if (key == "videos" and isinstance(item, list)) else None

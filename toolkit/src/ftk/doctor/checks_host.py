@@ -45,9 +45,7 @@ def venvs_root() -> Path:
 def venvs(_s: Settings) -> Iterator[Result]:
     """Each venv `make setup` builds is there and stamped; a stamp older than its requirements is stale."""
     root = venvs_root()
-    names = list(VENVS) + sorted(
-        p.name for p in root.glob("*") if (p / ".ftk-stamp").is_file() and p.name not in VENVS
-    )
+    names = list(VENVS) + sorted(p.name for p in root.glob("*") if (p / ".ftk-stamp").is_file() and p.name not in VENVS)
     for name in names:
         folder = root / name
         stamp = folder / ".ftk-stamp"

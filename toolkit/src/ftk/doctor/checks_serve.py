@@ -14,9 +14,7 @@ def model_and_adapters(s: Settings) -> list[Result]:
     from ftk.serve import preflight
 
     report = preflight.run(s)
-    rows = [
-        failed(p, "see the message; scripts/serve.sh refuses to start until fixed") for p in report.problems
-    ]
+    rows = [failed(p, "see the message; scripts/serve.sh refuses to start until fixed") for p in report.problems]
     rows += [warned(w, "see the message") for w in report.warnings]
     if not report.problems:
         names = ", ".join(a.name for a in report.adapters) or "none"
@@ -43,12 +41,8 @@ def launcher(s: Settings) -> Result:
 def key_file(s: Settings) -> Result:
     path = s.path("vllm_api_key_file")
     if not path.is_file():
-        return warned(
-            f"VLLM_API_KEY_FILE={path} does not exist yet", "scripts/serve.sh creates it (0600, random)"
-        )
+        return warned(f"VLLM_API_KEY_FILE={path} does not exist yet", "scripts/serve.sh creates it (0600, random)")
     mode = path.stat().st_mode & 0o777
     if mode & 0o077:
-        return failed(
-            f"VLLM_API_KEY_FILE={path} has mode {mode:o}: others can read the key", f"chmod 600 {path}"
-        )
+        return failed(f"VLLM_API_KEY_FILE={path} has mode {mode:o}: others can read the key", f"chmod 600 {path}")
     return passed(f"{path} (mode {mode:o})")

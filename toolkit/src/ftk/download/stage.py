@@ -74,8 +74,7 @@ def describe(p: Plan) -> str:
     if p.kind == "local":
         return f"verify the local model folder {p.target} (MODEL_ID is a folder: nothing to download)"
     return (
-        f"download {p.model_id} (revision {p.revision}) from ModelScope ({p.endpoint}) into {p.target}, "
-        "then verify it"
+        f"download {p.model_id} (revision {p.revision}) from ModelScope ({p.endpoint}) into {p.target}, then verify it"
     )
 
 
@@ -84,8 +83,7 @@ def run(
     p: Plan,
     *,
     offline: bool = False,
-    callbacks: tuple[Callable[[str, int], Any], Callable[[Any, int], None], Callable[[Any], None]]
-    | None = None,
+    callbacks: tuple[Callable[[str, int], Any], Callable[[Any, int], None], Callable[[Any], None]] | None = None,
 ) -> Outcome:
     if p.kind == "local":
         if not p.target.is_dir():
@@ -140,9 +138,7 @@ def _from_cache(p: Plan, why: str) -> Path:
     last = ""
     for local_dir in attempts:
         try:
-            return hub.snapshot(
-                p.model_id, p.revision, cache=p.cache, local_dir=local_dir, offline=True, endpoint=""
-            )
+            return hub.snapshot(p.model_id, p.revision, cache=p.cache, local_dir=local_dir, offline=True, endpoint="")
         except Exception as err:
             last = str(err).split("\n")[0]
     raise UserError(

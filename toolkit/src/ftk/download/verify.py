@@ -152,9 +152,7 @@ def _check_chat_template(folder: Path, tok_cfg: dict[str, Any] | None) -> Findin
 def verify_model_dir(folder: Path) -> list[Finding]:
     """Everything wrong (and right) with a model folder; `fail` findings make it unusable."""
     if not folder.is_dir():
-        return [
-            Finding("fail", "folder", f"{folder} does not exist", "run the download stage or fix MODEL_ID")
-        ]
+        return [Finding("fail", "folder", f"{folder} does not exist", "run the download stage or fix MODEL_ID")]
     out: list[Finding] = []
     config, err = _load_json(folder / "config.json") if (folder / "config.json").is_file() else (None, "")
     if config is None:

@@ -21,9 +21,7 @@ from ftk.console import UserError
 KEY_RE = re.compile(r"^[A-Za-z0-9._~+/=-]{16,256}$")
 NAME_RE = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 STATUSES = ("active", "revoked")
-HEADER = (
-    "# ftk gateway API keys: KEY NAME STATUS CREATED (STATUS active|revoked). Secret: keep this file 0600.\n"
-)
+HEADER = "# ftk gateway API keys: KEY NAME STATUS CREATED (STATUS active|revoked). Secret: keep this file 0600.\n"
 
 
 def key_id(key: str) -> str:
@@ -104,9 +102,7 @@ def add_key(path: Path, name: str, key: str | None = None) -> KeyRecord:
         raise UserError(f"key name '{name}' must be 1-64 characters of A-Z a-z 0-9 . _ -")
     records = read_keys(path)
     if any(r.name == name and r.status == "active" for r in records):
-        raise UserError(
-            f"{path}: an active key named '{name}' exists; revoke it first or choose another name"
-        )
+        raise UserError(f"{path}: an active key named '{name}' exists; revoke it first or choose another name")
     key = key or new_key()
     if not KEY_RE.match(key):
         raise UserError("the key must be 16-256 characters of A-Z a-z 0-9 . _ ~ + / = -")

@@ -78,8 +78,7 @@ class GatewayLogMetrics:
         with self.lock:
             for (listener, status, key_id), n in sorted(self.requests.items()):
                 out.append(
-                    f'ftk_gateway_requests_total{{listener="{listener}",status="{status}",'
-                    f'key_id="{key_id}"}} {n}'
+                    f'ftk_gateway_requests_total{{listener="{listener}",status="{status}",key_id="{key_id}"}} {n}'
                 )
             out += [
                 "# HELP ftk_gateway_response_bytes_total Bytes sent to clients.",
@@ -93,17 +92,11 @@ class GatewayLogMetrics:
             ]
             for listener, counts in sorted(self.hist.items()):
                 for bound, n in zip((*map(str, BUCKETS), "+Inf"), counts, strict=True):
-                    out.append(
-                        f'ftk_gateway_request_duration_seconds_bucket{{listener="{listener}",le="{bound}"}} '
-                        f"{n}"
-                    )
+                    out.append(f'ftk_gateway_request_duration_seconds_bucket{{listener="{listener}",le="{bound}"}} {n}')
                 out.append(
-                    f'ftk_gateway_request_duration_seconds_sum{{listener="{listener}"}} '
-                    f"{self.hist_sum[listener]}"
+                    f'ftk_gateway_request_duration_seconds_sum{{listener="{listener}"}} {self.hist_sum[listener]}'
                 )
-                out.append(
-                    f'ftk_gateway_request_duration_seconds_count{{listener="{listener}"}} {counts[-1]}'
-                )
+                out.append(f'ftk_gateway_request_duration_seconds_count{{listener="{listener}"}} {counts[-1]}')
             out += [
                 "# HELP ftk_gateway_log_lines_invalid_total Access-log lines that were not gateway JSON.",
                 "# TYPE ftk_gateway_log_lines_invalid_total counter",

@@ -79,17 +79,13 @@ def _fix_tokenizer_config(export: Path, base: Path, actions: list[str]) -> None:
     if cfg.get("tokenizer_class") in (None, "TokenizersBackend"):
         cls = base_cfg.get("tokenizer_class")
         cfg["tokenizer_class"] = cls if cls and cls != "TokenizersBackend" else "PreTrainedTokenizerFast"
-        changed.append(
-            f"tokenizer_class {cfg['tokenizer_class']} (transformers 4.x has no TokenizersBackend)"
-        )
+        changed.append(f"tokenizer_class {cfg['tokenizer_class']} (transformers 4.x has no TokenizersBackend)")
     extra = cfg.get("extra_special_tokens")
     if isinstance(extra, list):
         del cfg["extra_special_tokens"]
         if extra and "additional_special_tokens" not in cfg:
             cfg["additional_special_tokens"] = extra
-        changed.append(
-            "extra_special_tokens list -> additional_special_tokens (transformers 4.x expects a dict)"
-        )
+        changed.append("extra_special_tokens list -> additional_special_tokens (transformers 4.x expects a dict)")
     if not cfg.get("chat_template"):
         template = None
         for src in (export / "chat_template.jinja", base / "chat_template.jinja"):

@@ -149,9 +149,7 @@ def convert(out: Path, say: Step) -> None:
     with _quiet_transformers(say):
         say(f"dequantizing {gguf.suffix[1:].upper()} tensors to {DTYPE}")
         tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-        model = AutoModelForCausalLM.from_pretrained(
-            gguf.parent, gguf_file=gguf.name, dtype=getattr(torch, DTYPE)
-        )
+        model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=getattr(torch, DTYPE))
         # The weights are plain float32 tensors now; only the GGUF bookkeeping blocks saving them.
         model.hf_quantizer = None
         model.is_quantized = False
@@ -195,9 +193,7 @@ def _self_check(out: Path) -> None:
     digits = tok.tokenize("12345")
     if len(digits) != 5:
         raise RuntimeError(f"the tokenizer does not split digits one by one: 12345 -> {digits}")
-    prompt = tok.apply_chat_template(
-        [{"role": "user", "content": "hi"}], tokenize=False, add_generation_prompt=True
-    )
+    prompt = tok.apply_chat_template([{"role": "user", "content": "hi"}], tokenize=False, add_generation_prompt=True)
     if not prompt.endswith("<|im_start|>assistant\n"):
         raise RuntimeError(f"the chat template does not end with the assistant turn: {prompt!r}")
     if tok.eos_token_id != 2:

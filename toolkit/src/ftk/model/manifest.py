@@ -61,9 +61,7 @@ class Verdict:
     problems: list[str] = field(default_factory=list)
 
 
-def verify(
-    folder: Path, source: dict[str, Any] | None = None, recipe: dict[str, Any] | None = None
-) -> Verdict:
+def verify(folder: Path, source: dict[str, Any] | None = None, recipe: dict[str, Any] | None = None) -> Verdict:
     """Compare a folder with its manifest (and, when given, the expected source and recipe)."""
     if not folder.is_dir():
         return Verdict(False, [f"{folder} does not exist"])

@@ -151,9 +151,7 @@ def check_base(adapter: Adapter, model: ModelInfo) -> list[str]:
     return []
 
 
-def check_targets(
-    adapter: Adapter, model: ModelInfo, tower_lora: bool = False
-) -> tuple[list[str], list[str]]:
+def check_targets(adapter: Adapter, model: ModelInfo, tower_lora: bool = False) -> tuple[list[str], list[str]]:
     """(problems, warnings): adapter modules missing from the served model, ignored, or of other shapes.
 
     The module comparison is VL-aware (ftk.vl.target_modules): language-model prefix layouts vLLM maps are a

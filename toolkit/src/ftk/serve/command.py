@@ -113,8 +113,7 @@ def build(settings: Settings, report: preflight.Report, gpus: int | None = None)
         ]
         if adapters:  # one flag, all specs: argparse keeps only the last of repeated --lora-modules
             specs = [
-                {"name": a.name, "path": str(a.path), "base_model_name": settings.served_model_name}
-                for a in adapters
+                {"name": a.name, "path": str(a.path), "base_model_name": settings.served_model_name} for a in adapters
             ]
             args += ["--lora-modules", *(json.dumps(spec, separators=(",", ":")) for spec in specs)]
     if settings.limit_mm_per_prompt:

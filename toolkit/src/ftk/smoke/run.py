@@ -82,9 +82,7 @@ class Smoke:
         start = time.monotonic()
         try:
             ok, detail, value = fn()
-            self.checks.append(
-                Check(name, ok, detail, "" if ok else "unexpected answer", time.monotonic() - start)
-            )
+            self.checks.append(Check(name, ok, detail, "" if ok else "unexpected answer", time.monotonic() - start))
             return value
         except Exception as err:  # every failure becomes a row, never a traceback
             reason, advice = classify(err)
@@ -167,8 +165,7 @@ class Smoke:
                     Check(
                         f"adapter {name} live",
                         False,
-                        f"{why} ({_short(answer)!r}); send model=<adapter name> (LORA_MODULES), "
-                        "not the base name",
+                        f"{why} ({_short(answer)!r}); send model=<adapter name> (LORA_MODULES), not the base name",
                         "adapter not used",
                     )
                 )
@@ -184,9 +181,7 @@ class Smoke:
                 )
                 continue
             said = f", contains {self.cfg.expect!r}" if self.cfg.expect else ""
-            self.checks.append(
-                Check(f"adapter {name} live", True, f"differs from the base{said}: {_short(answer)!r}")
-            )
+            self.checks.append(Check(f"adapter {name} live", True, f"differs from the base{said}: {_short(answer)!r}"))
 
     def check_image(self) -> None:
         if not self.cfg.image or not self.cfg.models:

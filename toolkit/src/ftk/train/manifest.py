@@ -68,9 +68,7 @@ def _datasets(config: dict[str, Any]) -> list[dict[str, Any]]:
                 "name": name.strip(),
                 "formatting": entry.get("formatting", "alpaca"),
                 "files": [
-                    {"path": str(f), "sha256": sha256(f), "bytes": f.stat().st_size}
-                    for f in files
-                    if f.is_file()
+                    {"path": str(f), "sha256": sha256(f), "bytes": f.stat().st_size} for f in files if f.is_file()
                 ],
             }
         )
@@ -128,9 +126,7 @@ def build(run_dir: Path, started: float | None = None, resumed_from: str | None 
             "files": {p.name: sha256(p) for p in sorted(adapter.glob("adapter_model.*"))},
         },
         "loss": {"first": first, "final": last, "steps": steps, "train_loss": results.get("train_loss")},
-        "loss_plot": str(adapter / "training_loss.png")
-        if (adapter / "training_loss.png").is_file()
-        else None,
+        "loss_plot": str(adapter / "training_loss.png") if (adapter / "training_loss.png").is_file() else None,
         "metrics": results,
         "versions": _versions(),
     }

@@ -184,9 +184,7 @@ def validate_datasets(dataset_dir: Path, files: dict[str, list[Path]], media_roo
     for name, data in files.items():
         fmt = registry[name].get("formatting", "alpaca")
         fmt_args = ["--format", fmt] if fmt in ("sharegpt", "alpaca") else []
-        proc = subprocess.run(
-            [*cmd, *fmt_args, *[str(f) for f in data]], capture_output=True, text=True, check=False
-        )
+        proc = subprocess.run([*cmd, *fmt_args, *[str(f) for f in data]], capture_output=True, text=True, check=False)
         if proc.returncode != 0:
             output = (proc.stdout + "\n" + proc.stderr).splitlines()
             # the validator's problem lines are `FILE:LINE: sample N: FIELD: ...`; show the first few
@@ -211,9 +209,7 @@ def run(r: Rendered, s: Settings, state: OutputState, validate_data: bool = True
     files = dataset_files(dataset_dir, names)
     if validate_data:
         validate_datasets(dataset_dir, files, s.path("media_root"))
-    report.ok(
-        "data sets", ", ".join(f"{n} ({sum(f.stat().st_size for f in fs)} bytes)" for n, fs in files.items())
-    )
+    report.ok("data sets", ", ".join(f"{n} ({sum(f.stat().st_size for f in fs)} bytes)" for n, fs in files.items()))
     report.ok("template", check_template(r, config, model_dir))
     if state.kind == "resume":
         report.ok("output", f"resuming from {state.checkpoint}")

@@ -140,11 +140,7 @@ def _check_key(key: str, where: str) -> None:
     if key in lf_keys.known()["keys"]:
         return
     hint = closest_lf_key(key)
-    fix = (
-        f"did you mean '{hint}'?"
-        if hint
-        else "see LLaMA-Factory's argument list (ftk/train/llamafactory_keys.json)"
-    )
+    fix = f"did you mean '{hint}'?" if hint else "see LLaMA-Factory's argument list (ftk/train/llamafactory_keys.json)"
     raise UserError(f"{where}: '{key}' is not a LLaMA-Factory {lf_keys.known()['llamafactory']} key; {fix}")
 
 

@@ -147,9 +147,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps([d.__dict__ for d in diffs], indent=1))
     name = config["template"]
     if not diffs:
-        print(
-            f"template {name} renders the same prompts as the model's chat template ({len(SAMPLES)} samples)"
-        )
+        print(f"template {name} renders the same prompts as the model's chat template ({len(SAMPLES)} samples)")
         return EXIT_SAME
     print(
         f"template drift: LLaMA-Factory template '{name}' (default_system "

@@ -52,9 +52,7 @@ class TargetReport:
 
     adapter_modules: list[str]
     matched: list[str] = field(default_factory=list)  # the same name exists in the model
-    remapped: list[tuple[str, str]] = field(
-        default_factory=list
-    )  # (adapter name, model name): prefix differs
+    remapped: list[tuple[str, str]] = field(default_factory=list)  # (adapter name, model name): prefix differs
     vision: list[str] = field(default_factory=list)  # in the vision tower / projector (matched or remapped)
     missing: list[str] = field(default_factory=list)  # no such module in the model under any known layout
     tower_lora: bool = False  # the server applies LoRA to the vision tower too
@@ -95,9 +93,7 @@ class TargetReport:
         return out
 
 
-def classify(
-    adapter_modules: Iterable[str], model_modules: set[str], *, tower_lora: bool = False
-) -> TargetReport:
+def classify(adapter_modules: Iterable[str], model_modules: set[str], *, tower_lora: bool = False) -> TargetReport:
     """Sort the adapter's LoRA modules into matched / remapped / vision / missing for these model modules."""
     modules = sorted(set(adapter_modules))
     by_canonical = {canonical(m): m for m in model_modules}

@@ -243,9 +243,7 @@ def _inline_chat_template(out: Path, template: str) -> None:
     cfg_path = out / "tokenizer_config.json"
     cfg = json.loads(cfg_path.read_text())
     cfg["chat_template"] = template
-    cfg["tokenizer_class"] = (
-        "PreTrainedTokenizerFast"  # the same tokenizer.json reader in transformers 4.x and 5.x
-    )
+    cfg["tokenizer_class"] = "PreTrainedTokenizerFast"  # the same tokenizer.json reader in transformers 4.x and 5.x
     cfg_path.write_text(json.dumps(cfg, indent=2, ensure_ascii=False) + "\n")
 
 
@@ -267,9 +265,7 @@ def manifest_matches(out: Path, arch: str, seed: int) -> bool:
         return False
     if (data.get("arch"), data.get("seed"), data.get("builder_version")) != (arch, seed, BUILDER_VERSION):
         return False
-    return all(
-        (out / name).is_file() and _sha256(out / name) == sha for name, sha in data.get("files", {}).items()
-    )
+    return all((out / name).is_file() and _sha256(out / name) == sha for name, sha in data.get("files", {}).items())
 
 
 def build(arch_name: str, out: Path, seed: int = 0) -> dict[str, Any]:
