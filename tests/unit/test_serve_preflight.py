@@ -184,6 +184,21 @@ def test_gpu_command_uses_memory_fraction_and_tp(model: Path) -> None:
     assert "--kv-cache-memory-bytes" not in argv and "--enable-lora" not in argv
 
 
+@pytest.mark.parametrize(
+    ("knob", "gpus", "extra", "eager_flags"),
+    [
+        ("auto", 0, "", 1),  # CPU: torch.compile would cost minutes of start-up
+        ("auto", 1, "", 0),  # GPU: keep CUDA graphs
+        ("true", 1, "", 1),
+        ("false", 0, "", 0),
+        ("auto", 0, "--enforce-eager", 1),  # never passed twice
+    ],
+)
+def test_enforce_eager_follows_the_host(model: Path, knob: str, gpus: int, extra: str, eager_flags: int) -> None:
+    s = settings(model, vllm_enforce_eager=knob, vllm_extra_args=extra)
+    assert command.build(s, preflight.run(s), gpus=gpus).argv.count("--enforce-eager") == eager_flags
+
+
 def test_vl_command_passes_mm_limits(model: Path) -> None:
     cfg = json.loads((model / "config.json").read_text())
     cfg["vision_config"] = {}

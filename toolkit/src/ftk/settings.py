@@ -118,6 +118,8 @@ class Settings(BaseSettings):
     vllm_api_key_file: Path = Path("runs/secrets/vllm_api_key")  # shared secret gateway -> vLLM
     limit_mm_per_prompt: str = ""  # e.g. {"image":1,"video":0}; empty for text models
     vllm_extra_args: str = ""
+    # auto: --enforce-eager on CPU hosts, where torch.compile costs minutes of start-up for little speed
+    vllm_enforce_eager: Literal["auto", "true", "false"] = "auto"
     serve_venv: Path = Path("")  # venv whose python runs vLLM; empty: .venvs/serve (or python3 in containers)
 
     # --- gateway -------------------------------------------------------------------------------------

@@ -120,7 +120,11 @@ def build(settings: Settings, report: preflight.Report, gpus: int | None = None)
         args += ["--limit-mm-per-prompt", settings.limit_mm_per_prompt]
     if model is not None and model.is_vision_language and cpu:
         args += ["--skip-mm-profiling"]  # the CPU backend has no memory profile to protect
-    args += shlex.split(settings.vllm_extra_args)
+    extra = shlex.split(settings.vllm_extra_args)
+    eager = settings.vllm_enforce_eager == "true" or (settings.vllm_enforce_eager == "auto" and cpu)
+    if eager and "--enforce-eager" not in extra:
+        args.append("--enforce-eager")
+    args += extra
     env = {"VLLM_ALLOW_RUNTIME_LORA_UPDATING": "True"} if settings.allow_runtime_lora else {}
     return ServeCommand(
         argv=launcher_argv(settings, *args),
