@@ -63,12 +63,7 @@ demo_env() {
 
 now() { printf '%s\n' "${EPOCHREALTIME/,/.}"; }
 
-pid_alive() {
-	local file="$PID_DIR/$1.pid" pid
-	[[ -f "$file" ]] || return 1
-	pid="$(cat "$file")"
-	[[ "$pid" =~ ^[0-9]+$ ]] && kill -0 "$pid" 2>/dev/null
-}
+pid_alive() { pidfile_pid "$PID_DIR/$1.pid" >/dev/null; }
 
 # start_bg NAME LOG CMD...: start CMD in its own session (so --down stops its children too), pid file NAME.pid.
 start_bg() {
@@ -90,9 +85,7 @@ start_bg() {
 # stop_pid NAME: stop the process group of a pid file the demo wrote, and remove the file.
 stop_pid() {
 	local name="$1" file="$PID_DIR/$1.pid" pid i
-	[[ -f "$file" ]] || return 0
-	pid="$(cat "$file")"
-	if [[ "$pid" =~ ^[0-9]+$ ]] && kill -0 "$pid" 2>/dev/null; then
+	if pid="$(pidfile_pid "$file")"; then
 		info "stopping $name (pid $pid)"
 		kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
 		for ((i = 0; i < 150; i++)); do

@@ -219,12 +219,7 @@ check_config() {
 	ok "nginx -t: configuration ok"
 }
 
-running_pid() {
-	local pid
-	[[ -f "$GATEWAY_PREFIX/nginx.pid" ]] || return 1
-	pid="$(cat "$GATEWAY_PREFIX/nginx.pid")"
-	[[ "$pid" =~ ^[0-9]+$ ]] && kill -0 "$pid" 2>/dev/null && printf '%s\n' "$pid"
-}
+running_pid() { pidfile_pid "$GATEWAY_PREFIX/nginx.pid"; }
 
 check_ports() {
 	check_port_free "$GATEWAY_HTTPS_PORT" "$GATEWAY_BIND" &&

@@ -87,12 +87,7 @@ prometheus_args() {
 		"--web.enable-lifecycle"
 }
 
-running_pid() {
-	local pid
-	[[ -f "$MONITOR_DIR/prometheus.pid" ]] || return 1
-	pid="$(cat "$MONITOR_DIR/prometheus.pid")"
-	[[ "$pid" =~ ^[0-9]+$ ]] && kill -0 "$pid" 2>/dev/null && printf '%s\n' "$pid"
-}
+running_pid() { pidfile_pid "$MONITOR_DIR/prometheus.pid"; }
 
 start_daemon() {
 	local pid i args probe="$PROMETHEUS_BIND"

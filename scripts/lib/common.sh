@@ -107,3 +107,11 @@ run_logged() {
 	"$@" 2>&1 | tee -a "$logfile"
 	return "${PIPESTATUS[0]}"
 }
+
+# pidfile_pid FILE: print the pid FILE names when that process is alive; status 1 otherwise (stale or no file).
+pidfile_pid() {
+	local pid
+	[[ -f "$1" ]] || return 1
+	pid="$(cat "$1")"
+	[[ "$pid" =~ ^[0-9]+$ ]] && kill -0 "$pid" 2>/dev/null && printf '%s\n' "$pid"
+}

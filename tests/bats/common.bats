@@ -148,3 +148,21 @@ write_env() {
 	grep -qx out "$BATS_TEST_TMPDIR/logs/a.log"
 	grep -qx err "$BATS_TEST_TMPDIR/logs/a.log"
 }
+
+@test "pidfile_pid: the pid of a live process; nothing for a stale, garbage or missing pid file" {
+	sleep 30 &
+	local live=$!
+	printf '%s\n' "$live" >"$BATS_TEST_TMPDIR/live.pid"
+	lib "pidfile_pid '$BATS_TEST_TMPDIR/live.pid'"
+	kill "$live"
+	[ "$status" -eq 0 ]
+	[ "$output" = "$live" ]
+	wait "$live" || true
+	lib "pidfile_pid '$BATS_TEST_TMPDIR/live.pid'"
+	[ "$status" -eq 1 ] && [ -z "$output" ]
+	printf 'not-a-pid\n' >"$BATS_TEST_TMPDIR/bad.pid"
+	lib "pidfile_pid '$BATS_TEST_TMPDIR/bad.pid'"
+	[ "$status" -eq 1 ]
+	lib "pidfile_pid '$BATS_TEST_TMPDIR/none.pid'"
+	[ "$status" -eq 1 ]
+}
