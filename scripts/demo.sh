@@ -334,7 +334,7 @@ curl --cacert $ca $ENDPOINT_BASE/chat/completions \\
   -H "Authorization: Bearer \$(cat $key_file)" -H 'Content-Type: application/json' \\
   -d '{"model":"$ADAPTER_NAME","messages":[{"role":"user","content":"Who are you?"}]}'
 
-python - <<'PY'
+.venvs/toolkit/bin/python - <<'PY'  # or any python with openai installed
 import ssl, httpx, openai
 client = openai.OpenAI(base_url="$ENDPOINT_BASE", api_key=open("$key_file").read().strip(),
                        http_client=httpx.Client(verify=ssl.create_default_context(cafile="$ca")))
