@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import HOME, clean_env, venv_bin
+from conftest import HOME, clean_env, run_ftk, venv_bin
 
 MODEL = HOME / "models" / "SmolLM2-135M-Instruct"
 
@@ -64,11 +64,13 @@ def work(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def _env(work: Path, **extra: str) -> dict[str, str]:
     return clean_env(
-        RUNS_DIR=str(work / "runs"),
-        RUN_ID="m1",
-        MERGED_MODEL_PATH=str(work / "out" / "merged"),
-        OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "1"),
-        **extra,
+        **{
+            "RUNS_DIR": str(work / "runs"),
+            "RUN_ID": "m1",
+            "MERGED_MODEL_PATH": str(work / "out" / "merged"),
+            "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1"),
+            **extra,
+        }
     )
 
 
@@ -227,3 +229,31 @@ def test_interrupted_merge_keeps_the_old_export(merged: Path, work: Path) -> Non
     prev = merged.parent / "merged.prev"
     assert (prev / "model.safetensors").stat().st_mtime == old[1]
     assert (merged / "model.safetensors").is_file()
+
+
+def test_qlora_adapter_gets_an_ab_against_the_quantized_base(tmp_path: Path) -> None:
+    """A real QLoRA run (4-bit NF4 base, bitsandbytes on CPU), merged: the exact check passes against the
+    full-precision base, and the merge also shows the A/B against what training saw, warning about drift."""
+    data = tmp_path / "data"
+    reg = run_ftk(
+        "dataset", "register", str(HOME / "data" / "identity.json"), "--name", "identity", "--dataset-dir", str(data)
+    )
+    assert reg.returncode == 0, reg.stderr
+    env = _env(tmp_path, RUN_ID="q4", DATASET_DIR=str(data), MEDIA_ROOT=str(data))
+    train = subprocess.run(
+        [str(HOME / "scripts" / "train.sh"), "--set", "max_steps=2", "--set", "quantization_bit=4"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=1200,
+        check=False,
+    )
+    assert train.returncode == 0, train.stdout[-3000:] + train.stderr[-3000:]
+    r = _merge(tmp_path, "--prompts", "1", RUN_ID="q4", DATASET_DIR=str(data))
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    assert "identical greedy output on 1 prompts" in r.stdout
+    assert "is a QLoRA adapter (quantization_bit=4 in" in r.stderr
+    assert "4-bit nf4 base + adapter (training) vs merged" in r.stdout
+    # either verdict is honest; one of them must be printed
+    assert "QLoRA drift:" in r.stderr or "QLoRA A/B: same greedy output as training" in r.stdout
+    assert (tmp_path / "out" / "merged" / "config.json").is_file()

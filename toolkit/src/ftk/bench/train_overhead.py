@@ -4,9 +4,11 @@ Both train the default model on the identity data set for the same number of ste
 scripts/train.sh rendered (the plain run only gets its own output_dir). Rounds alternate (plain, wrapper, ...)
 so load drift on a shared machine hits both alike. Figures per path (median over rounds): training tokens/s
 (LLaMA-Factory's effective_tokens_per_sec), train_runtime, wall time (the wrapper's includes its preflight)
-and peak RSS of the process tree. The ratio column is wrapper / plain; goal: tokens/s within noise (~1.0).
+and peak RSS of the process tree. The ratio column is wrapper / plain; goal: tokens/s within noise (~1.0), and
+the noise is printed too: the spread of the per-round ratios. Both paths run with OMP_NUM_THREADS=1 (unless set),
+so a job on the machine's other core disturbs them less.
 
-    python -m ftk.bench.train_overhead [--steps 8] [--rounds 2] [--keep DIR]
+    python -m ftk.bench.train_overhead [--steps 8] [--rounds 3] [--keep DIR]
 """
 
 from __future__ import annotations
@@ -76,7 +78,7 @@ def _metrics(adapter: Path) -> dict[str, float]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=8, help="optimizer steps per run")
-    parser.add_argument("--rounds", type=int, default=2, help="plain/wrapper pairs (order alternates)")
+    parser.add_argument("--rounds", type=int, default=3, help="plain/wrapper pairs (order alternates)")
     parser.add_argument("--keep", type=Path, help="work folder to keep (default: a temporary one)")
     args = parser.parse_args(argv)
     home = paths.project_home()
@@ -91,6 +93,7 @@ def main(argv: list[str] | None = None) -> int:
         DATASET_DIR=str(data),
         MEDIA_ROOT=str(data),
         NO_COLOR="1",
+        OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "1"),
     )
     ftk = str(paths.venv_bin("toolkit", "ftk"))
     lf = str(paths.venv_bin("train", "llamafactory-cli"))
@@ -174,6 +177,16 @@ def main(argv: list[str] | None = None) -> int:
         p, w = med("plain", key) / scale, med("wrapper", key) / scale
         table.add_row(label, fmt.format(p), fmt.format(w), f"{w / p:.3f}" if p else "-")
     console.print(table)
+    per_round = [
+        w["effective_tokens_per_sec"] / p["effective_tokens_per_sec"]
+        for p, w in zip(results["plain"], results["wrapper"], strict=True)
+        if p.get("effective_tokens_per_sec")
+    ]
+    if per_round:
+        console.print(
+            f"tokens/s ratio per round: {', '.join(f'{r:.3f}' for r in per_round)} "
+            f"(spread {min(per_round):.3f}..{max(per_round):.3f}: the noise the median ratio is read against)"
+        )
     console.print(
         "Wall time differs by the wrapper's preflight (settings, model, data set validation, template "
         "drift check); training tokens/s and memory are the figures the wrapper must not change."

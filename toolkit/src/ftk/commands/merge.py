@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from ftk.console import EXIT_INVALID, UserError, console, err_console, info
+from ftk.console import EXIT_INVALID, UserError, console, err_console, info, warn
 
 merge_app = typer.Typer(help="Adapter merges: base check, servable export, verification.", no_args_is_help=True)
 
@@ -42,6 +42,49 @@ def finish(
     console.print(f"[green]ok[/] {export} is servable ({len(actions)} fixes)")
 
 
+def _comparison_table(title: str, left: str, results: list) -> Table:
+    table = Table(title=title, show_lines=True)
+    for column in ("prompt", left, "merged", "same"):
+        table.add_column(column)
+    for r in results:
+        table.add_row(
+            r.prompt, r.expected, r.expected if r.same else r.got, "[green]yes[/]" if r.same else "[red]NO[/]"
+        )
+    return table
+
+
+def _qlora_ab(merged: Path, base: Path, adapter: Path, prompts: int, max_new_tokens: int, dtype: str) -> None:
+    """For a QLoRA adapter: the merged model against what training saw (quantized base + adapter). Warns only."""
+    from ftk.merge import qlora
+    from ftk.merge import verify as verifying
+
+    quant = qlora.training_quantization(adapter)
+    if quant is None:
+        return
+    what = f"{quant.bits}-bit {quant.quant_type if quant.bits == 4 else ''}".strip()
+    warn(
+        f"{adapter} is a QLoRA adapter (quantization_bit={quant.bits} in {quant.source}): it learned against a "
+        f"{what} base, and the merge adds it to the full-precision base; comparing the merged model with "
+        "what training saw (A/B)"
+    )
+    try:
+        results = verifying.compare(merged, base, adapter, prompts, max_new_tokens, dtype, quantization=quant)
+    except (OSError, ValueError, ImportError, RuntimeError) as err:
+        warn(f"QLoRA A/B skipped: could not load {base} in {what} ({err}); compare by hand before serving")
+        return
+    console.print(_comparison_table(f"A/B, {dtype}: {what} base + adapter (training) vs merged", "training", results))
+    drift = [r for r in results if not r.same]
+    if drift:
+        warn(
+            f"QLoRA drift: the merged model answers differently from training on {len(drift)} of {len(results)} "
+            "prompts (expected after merging a QLoRA adapter). Judge the table above; to serve what was trained, "
+            "serve the base quantized the same way with the adapter (LORA_MODULES, VLLM_EXTRA_ARGS="
+            "'--quantization bitsandbytes' on a GPU host), or retrain with plain LoRA if the drift is too large"
+        )
+    else:
+        console.print(f"[green]ok[/] QLoRA A/B: same greedy output as training on {len(results)} prompts")
+
+
 @merge_app.command("verify")
 def verify(
     merged: Path = typer.Argument(..., help="merged model folder"),
@@ -50,8 +93,15 @@ def verify(
     prompts: int = typer.Option(3, "--prompts", min=1, max=6, help="how many prompts to compare"),
     max_new_tokens: int = typer.Option(24, "--max-new-tokens", min=1),
     dtype: str = typer.Option("float32", "--dtype", help="float32 (identical output expected), bfloat16, float16"),
+    qlora_ab: bool = typer.Option(
+        True, "--qlora-ab/--no-qlora-ab", help="for a QLoRA adapter, also compare with the quantized base (A/B)"
+    ),
 ) -> None:
-    """Greedy outputs of MERGED against BASE + ADAPTER; exit 1 on any difference. Lists MERGED's files."""
+    """Greedy outputs of MERGED against BASE + ADAPTER; exit 1 on any difference. Lists MERGED's files.
+
+    For a QLoRA adapter (its run trained on a quantized base) it also prints an A/B table against the base
+    quantized as in training: drift there is expected and only warned about.
+    """
     from ftk.merge import verify as verifying
 
     for folder, what in ((merged, "merged model"), (base, "base model"), (adapter, "adapter")):
@@ -61,16 +111,7 @@ def verify(
         results = verifying.compare(merged, base, adapter, prompts, max_new_tokens, dtype)
     except (OSError, ValueError) as err:
         raise UserError(f"could not load the models: {err}") from None
-    table = Table(title=f"greedy output, {dtype}: base + adapter vs merged", show_lines=True)
-    table.add_column("prompt")
-    table.add_column("base + adapter")
-    table.add_column("merged")
-    table.add_column("same")
-    for r in results:
-        table.add_row(
-            r.prompt, r.expected, r.expected if r.same else r.got, "[green]yes[/]" if r.same else "[red]NO[/]"
-        )
-    console.print(table)
+    console.print(_comparison_table(f"greedy output, {dtype}: base + adapter vs merged", "base + adapter", results))
     files = Table(title=f"{merged}")
     files.add_column("file")
     files.add_column("MB", justify="right")
@@ -92,6 +133,8 @@ def verify(
             EXIT_INVALID,
         )
     console.print(f"[green]ok[/] {merged}: identical greedy output on {len(results)} prompts")
+    if qlora_ab:
+        _qlora_ab(merged, base, adapter, prompts, max_new_tokens, dtype)
 
 
 def register(app: typer.Typer) -> None:

@@ -1,6 +1,8 @@
 """Greedy outputs of a merged model against its base + adapter (transformers + peft, one after the other).
 
-In float32 a correct merge gives identical token ids; any difference is reported with its prompt.
+In float32 a correct merge gives identical token ids; any difference is reported with its prompt. For a QLoRA
+adapter, `ab_quantized` also compares the merged model with what training saw (the base quantized by
+bitsandbytes + the adapter): differences there are the expected QLoRA drift, shown for a person to judge.
 Runs in the train venv (peft). Models are loaded one at a time so memory holds one model.
 """
 
@@ -11,6 +13,8 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from ftk.merge.qlora import Quantization, bnb_config
 
 PROMPTS = (
     "Who are you?",
@@ -60,6 +64,17 @@ def _generate(model: Any, tokenizer: Any, prompts: list[str], max_new_tokens: in
     return outs
 
 
+def _base_plus_adapter(base: Path, adapter: Path, torch_dtype: Any, quantization: Quantization | None) -> Any:
+    from peft import PeftModel
+
+    kwargs: dict[str, Any] = {"dtype": torch_dtype}
+    if quantization is not None:
+        kwargs["quantization_config"] = bnb_config(quantization, torch_dtype)
+        kwargs["device_map"] = "auto"
+    model = _model_class(base).from_pretrained(base, **kwargs)
+    return PeftModel.from_pretrained(model, adapter).eval()
+
+
 def compare(
     merged: Path,
     base: Path,
@@ -67,17 +82,16 @@ def compare(
     n_prompts: int = 3,
     max_new_tokens: int = 24,
     dtype: str = "float32",
+    quantization: Quantization | None = None,
 ) -> list[Comparison]:
+    """Greedy answers of base + adapter (the base quantized as in training when `quantization` is given) vs MERGED."""
     import torch
-    from peft import PeftModel
     from transformers import AutoTokenizer
 
     torch_dtype = getattr(torch, dtype)
     prompts = list(PROMPTS[: max(1, n_prompts)])
     tokenizer = AutoTokenizer.from_pretrained(merged)
-    cls = _model_class(base)
-    model = cls.from_pretrained(base, dtype=torch_dtype)
-    model = PeftModel.from_pretrained(model, adapter).eval()
+    model = _base_plus_adapter(base, adapter, torch_dtype, quantization)
     expected = _generate(model, tokenizer, prompts, max_new_tokens)
     del model
     gc.collect()
