@@ -4,9 +4,9 @@ Both train the default model on the identity data set for the same number of ste
 scripts/train.sh rendered (the plain run only gets its own output_dir). Rounds alternate (plain, wrapper, ...)
 so load drift on a shared machine hits both alike. Figures per path (median over rounds): training tokens/s
 (LLaMA-Factory's effective_tokens_per_sec), train_runtime, wall time (the wrapper's includes its preflight)
-and peak RSS of the process tree. The ratio column is wrapper / plain; goal: tokens/s within noise (~1.0), and
-the noise is printed too: the spread of the per-round ratios. Both paths run with OMP_NUM_THREADS=1 (unless set),
-so a job on the machine's other core disturbs them less.
+and peak RSS of the process tree. The ratio column is the median of the per-round wrapper / plain ratios;
+goal: tokens/s within noise (~1.0), and the noise is printed too: the spread of the per-round ratios. Both paths
+run with OMP_NUM_THREADS=1 (unless set), so a job on the machine's other core disturbs them less.
 
     python -m ftk.bench.train_overhead [--steps 8] [--rounds 3] [--keep DIR]
 """
@@ -171,11 +171,13 @@ def main(argv: list[str] | None = None) -> int:
     table.add_column("figure")
     table.add_column("plain", justify="right")
     table.add_column("scripts/train.sh", justify="right")
-    table.add_column("ratio wrapper/plain", justify="right")
+    table.add_column("ratio wrapper/plain (paired median)", justify="right")
     for label, key, fmt in rows:
         scale = 1e6 if key == "rss" else 1.0
         p, w = med("plain", key) / scale, med("wrapper", key) / scale
-        table.add_row(label, fmt.format(p), fmt.format(w), f"{w / p:.3f}" if p else "-")
+        # paired: each round's wrapper/plain, then the median (a slow spell hits one round, not the ratio)
+        pairs = [b[key] / a[key] for a, b in zip(results["plain"], results["wrapper"], strict=True) if a.get(key)]
+        table.add_row(label, fmt.format(p), fmt.format(w), f"{statistics.median(pairs):.3f}" if pairs else "-")
     console.print(table)
     per_round = [
         w["effective_tokens_per_sec"] / p["effective_tokens_per_sec"]
