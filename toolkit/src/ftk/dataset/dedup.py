@@ -1,16 +1,22 @@
-"""Duplicate samples by hash, in 12 bytes per sample (a Python set of ints would take ~60).
+"""Duplicate samples by hash, exact, in memory that does not grow with the file.
 
-An open-addressing table of 64-bit fingerprints (blake2b of the sample's canonical JSON) next to the 1-based
-number of the sample that first had it. A million samples take 24 MiB; a 64-bit fingerprint makes a false
-duplicate among a million samples a one-in-ten-million event.
+`DuplicateIndex`: an open-addressing table of 64-bit fingerprints (blake2b of the sample's canonical JSON) next
+to the 1-based number of the sample that first had it, 12 bytes per sample. `SpillingDuplicateIndex` keeps one
+such table up to a fixed number of samples; later fingerprints not found there go to partition files on disk,
+which are resolved one at a time at the end of the file, so memory stays flat however long the file is. A 64-bit
+fingerprint makes a false duplicate among a million samples a one-in-ten-million event.
 """
 
 from __future__ import annotations
 
 import json
+import struct
+import tempfile
 from array import array
+from collections.abc import Iterator
 from hashlib import blake2b
-from typing import Any
+from pathlib import Path
+from typing import IO, Any
 
 _dumps = json.JSONEncoder(sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode
 
@@ -40,19 +46,29 @@ class DuplicateIndex:
     def nbytes(self) -> int:
         return sum(len(k) * 12 for k in self.keys)
 
-    def add(self, key: int, sample_no: int) -> int | None:
-        """Record `key` for sample `sample_no`; return the number of the earlier sample with the same key."""
+    def _slot(self, key: int) -> tuple[int, int, bool]:
+        """(segment, slot, found): where `key` is, or the empty slot where it would go."""
         seg = key >> (64 - self.SEGMENT_BITS)
         keys = self.keys[seg]
         mask = len(keys) - 1
         slot = key & mask
         while True:
             k = keys[slot]
-            if k == 0:
-                break
-            if k == key:
-                return self.first[seg][slot]
+            if k == 0 or k == key:
+                return seg, slot, k == key
             slot = (slot + 1) & mask
+
+    def find(self, key: int) -> int | None:
+        """The number of the sample that first had `key`, if any."""
+        seg, slot, found = self._slot(key)
+        return self.first[seg][slot] if found else None
+
+    def add(self, key: int, sample_no: int) -> int | None:
+        """Record `key` for sample `sample_no`; return the number of the earlier sample with the same key."""
+        seg, slot, found = self._slot(key)
+        if found:
+            return self.first[seg][slot]
+        keys = self.keys[seg]
         keys[slot] = key
         self.first[seg][slot] = sample_no
         self.count += 1
@@ -74,3 +90,72 @@ class DuplicateIndex:
                 keys[slot] = k
                 first[slot] = n
         self.keys[seg], self.first[seg] = keys, first
+
+
+class SpillingDuplicateIndex:
+    """Exact duplicates in bounded memory: a `DuplicateIndex` for the first `memory_samples` distinct samples,
+    then partition files (by fingerprint bits) for the rest, resolved at the end by `spilled_duplicates`.
+
+    A duplicate of a sample held in memory is reported at once by `add`; a duplicate among the spilled samples
+    comes out of `spilled_duplicates` as (line, sample, first sample). Use it as a context manager: the
+    partition files live in a temporary folder (under TMPDIR) that is removed on exit, errors included.
+    """
+
+    RECORD = struct.Struct("<QII")  # fingerprint, sample number, line
+    PARTITION_BITS = 7
+
+    def __init__(self, memory_samples: int = 1 << 16) -> None:
+        self.memory = DuplicateIndex()
+        self.memory_samples = memory_samples
+        self.spilled = 0
+        self._tmp: tempfile.TemporaryDirectory[str] | None = None
+        self._parts: list[IO[bytes]] = []
+
+    def __enter__(self) -> SpillingDuplicateIndex:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def nbytes(self) -> int:
+        return self.memory.nbytes
+
+    def add(self, key: int, sample_no: int, line: int) -> int | None:
+        if self.memory.count < self.memory_samples:
+            return self.memory.add(key, sample_no)
+        earlier = self.memory.find(key)
+        if earlier is not None:
+            return earlier
+        self._partition(key).write(self.RECORD.pack(key, sample_no, line))
+        self.spilled += 1
+        return None
+
+    def _partition(self, key: int) -> IO[bytes]:
+        if self._tmp is None:
+            self._tmp = tempfile.TemporaryDirectory(prefix="ftk-dedup-")
+            folder = Path(self._tmp.name)
+            count = 1 << self.PARTITION_BITS
+            self._parts = [(folder / f"{i:03d}.bin").open("w+b", buffering=4096) for i in range(count)]
+        return self._parts[key >> (64 - self.PARTITION_BITS)]
+
+    def spilled_duplicates(self) -> Iterator[tuple[int, int, int]]:
+        """(line, sample, first sample) of every duplicate among the spilled samples, one partition at a time."""
+        size = self.RECORD.size
+        for part in self._parts:
+            part.flush()
+            part.seek(0)
+            first: dict[int, int] = {}
+            while chunk := part.read(size * 4096):
+                for key, sample_no, line in self.RECORD.iter_unpack(chunk[: len(chunk) - len(chunk) % size]):
+                    earlier = first.setdefault(key, sample_no)
+                    if earlier != sample_no:
+                        yield line, sample_no, earlier
+
+    def close(self) -> None:
+        for part in self._parts:
+            part.close()
+        self._parts = []
+        if self._tmp is not None:
+            self._tmp.cleanup()
+            self._tmp = None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import heapq
 from collections import Counter
 from dataclasses import asdict, dataclass
 
@@ -40,16 +41,30 @@ class Problem:
 
 
 class ProblemSink:
-    """Counts problems by kind; keeps at most `keep` of them (the output shows those, and how many more)."""
+    """Counts problems by kind; keeps the first `keep` of them in file order (the output shows those, and how
+    many more). Problems may arrive out of order (duplicates found at the end of a file): a bounded heap keeps
+    the earliest, so memory stays at `keep` problems."""
 
     def __init__(self, keep: int) -> None:
         self.keep = keep
-        self.kept: list[Problem] = []
         self.by_kind: Counter[str] = Counter()
         self.total = 0
+        self._files: dict[str, int] = {}
+        self._heap: list[tuple[tuple[int, int, int, int], Problem]] = []  # negated order: the root is the latest
 
     def add(self, problem: Problem) -> None:
         self.total += 1
         self.by_kind[problem.kind] += 1
-        if len(self.kept) < self.keep:
-            self.kept.append(problem)
+        if self.keep <= 0:
+            return
+        file_no = self._files.setdefault(problem.file, len(self._files))
+        order = (-file_no, -problem.line, -problem.sample, -self.total)
+        if len(self._heap) < self.keep:
+            heapq.heappush(self._heap, (order, problem))
+        elif order > self._heap[0][0]:
+            heapq.heapreplace(self._heap, (order, problem))
+
+    @property
+    def kept(self) -> list[Problem]:
+        """The kept problems in file order (file, line, sample, arrival)."""
+        return [p for _, p in sorted(self._heap, reverse=True)]
