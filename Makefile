@@ -26,5 +26,8 @@ down: ## stop every process `make demo` started
 bench: setup ## benchmarks that print figures
 	@scripts/bench.sh
 
+reliability: setup ## bad-input matrix, fault injection, load and security, soak included; ends with a table of figures
+	@scripts/reliability.sh
+
 clean: ## remove venvs, built models and runs (asks nothing: they are all rebuilt by make setup)
 	rm -rf .venvs models runs .cache

@@ -52,3 +52,16 @@ def home() -> Path:
 @pytest.fixture
 def ftk():
     return run_ftk
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "soak: long reliability runs; only under `make reliability` (FTK_SOAK=1)")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if os.environ.get("FTK_SOAK") == "1":
+        return
+    skip = pytest.mark.skip(reason="soak test: runs under `make reliability` (FTK_SOAK=1)")
+    for item in items:
+        if "soak" in item.keywords:
+            item.add_marker(skip)

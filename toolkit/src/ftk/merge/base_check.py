@@ -9,11 +9,11 @@
 from __future__ import annotations
 
 import json
-import struct
 from pathlib import Path
 from typing import Any
 
 from ftk.console import UserError
+from ftk.weights import safetensors_header
 
 FINGERPRINT = (
     "architectures",
@@ -31,12 +31,11 @@ def safetensors_shapes(folder: Path) -> dict[str, list[int]]:
     """Tensor name -> shape for every *.safetensors file of a folder, read from the file headers."""
     shapes: dict[str, list[int]] = {}
     for file in sorted(folder.glob("*.safetensors")):
-        with file.open("rb") as f:
-            (size,) = struct.unpack("<Q", f.read(8))
-            header = json.loads(f.read(size))
-        for name, meta in header.items():
-            if name != "__metadata__":
-                shapes[name] = list(meta["shape"])
+        try:
+            header = safetensors_header(file)
+        except (OSError, ValueError) as err:
+            raise UserError(f"{err}; copy or train {folder.name} again (the file is damaged)") from None
+        shapes.update({name: list(meta["shape"]) for name, meta in header.items()})
     return shapes
 
 

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
-import struct
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import Any
+
+from ftk.weights import safetensors_header
 
 # Bytes per element of the safetensors / torch dtypes we meet.
 DTYPE_BYTES = {
@@ -45,20 +46,6 @@ def read_json(path: Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ValueError(f"{path} does not hold a JSON object")
     return data
-
-
-def safetensors_header(path: Path) -> dict[str, Any]:
-    """The JSON header of a .safetensors file: tensor name -> {dtype, shape, data_offsets}."""
-    with path.open("rb") as f:
-        raw = f.read(8)
-        if len(raw) != 8:
-            raise ValueError(f"{path} is not a safetensors file (shorter than 8 bytes)")
-        (size,) = struct.unpack("<Q", raw)
-        if size > 100_000_000:
-            raise ValueError(f"{path} is not a safetensors file (header size {size})")
-        header = json.loads(f.read(size))
-    header.pop("__metadata__", None)
-    return header
 
 
 @dataclass

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Usage: scripts/reliability.sh [PYTEST_ARGS...]
+#
+# The reliability suite (`make reliability`): every test in tests/reliability, the soak tests included
+# (FTK_SOAK=1; `make test` runs only the quick ones), each case written as a row of the ledger
+# runs/reliability/ledger.jsonl. Then prints a table per area (input, fault, load, security) and one line:
+#   inputs tried / clear errors / tracebacks / files damaged, faults injected / recovered,
+#   requests sent / completed / cleanly refused / lost
+# Exit status non-zero when a test failed or the ledger holds a traceback, a damaged file, an unrecovered
+# fault or a lost request.
+set -Eeuo pipefail
+# shellcheck source=scripts/lib/common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
+
+main() {
+	case "${1:-}" in -h | --help)
+		show_help "$0"
+		return 0
+		;;
+	esac
+	local python ledger rc=0
+	python="$(venv_tool toolkit python)"
+	ledger="$FTK_HOME/runs/reliability/ledger.jsonl"
+	mkdir -p "$(dirname "$ledger")"
+	: >"$ledger"
+	step "reliability: pytest tests/reliability with the soak tests (FTK_SOAK=1); ledger $ledger"
+	(cd "$FTK_HOME" && FTK_SOAK=1 FTK_RELIABILITY_LEDGER="$ledger" "$python" -m pytest tests/reliability "$@") || rc=$?
+	step "reliability: summary"
+	"$python" -m ftk.reliability.report "$ledger" || rc=1
+	return "$rc"
+}
+
+main "$@"
