@@ -43,6 +43,19 @@ def test_spilled_duplicates_match_a_plain_dict(tmp_path: Path, monkeypatch) -> N
     assert not list(tmp_path.glob("ftk-dedup-*"))  # and gone afterwards
 
 
+def test_oversized_partitions_are_split_and_still_exact(tmp_path: Path, monkeypatch) -> None:
+    """More spilled samples than one partition may hold in memory: split by the next key bits, same answer."""
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    monkeypatch.setattr(SpillingDuplicateIndex, "RESOLVE_SAMPLES", 8)
+    rng = random.Random(11)
+    pool = [rng.getrandbits(64) | 1 for _ in range(3000)]
+    keys = [rng.choice(pool) for _ in range(6000)]
+    with SpillingDuplicateIndex(memory_samples=10) as index:
+        found = [(n + 100, n, e) for n, k in enumerate(keys, start=1) if (e := index.add(k, n, n + 100)) is not None]
+        found += list(index.spilled_duplicates())
+    assert sorted(found) == _reference(keys)
+
+
 def test_partitions_are_removed_after_an_error(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     try:

@@ -14,6 +14,7 @@ import struct
 import tempfile
 from array import array
 from collections.abc import Iterator
+from contextlib import ExitStack
 from hashlib import blake2b
 from pathlib import Path
 from typing import IO, Any
@@ -103,6 +104,7 @@ class SpillingDuplicateIndex:
 
     RECORD = struct.Struct("<QII")  # fingerprint, sample number, line
     PARTITION_BITS = 7
+    RESOLVE_SAMPLES = 1 << 15  # most records one partition is resolved with in memory
 
     def __init__(self, memory_samples: int = 1 << 16) -> None:
         self.memory = DuplicateIndex()
@@ -141,16 +143,37 @@ class SpillingDuplicateIndex:
 
     def spilled_duplicates(self) -> Iterator[tuple[int, int, int]]:
         """(line, sample, first sample) of every duplicate among the spilled samples, one partition at a time."""
-        size = self.RECORD.size
         for part in self._parts:
             part.flush()
-            part.seek(0)
+            yield from self._resolve(part, self.PARTITION_BITS)
+
+    def _records(self, part: IO[bytes]) -> Iterator[tuple[int, int, int]]:
+        part.seek(0)
+        while chunk := part.read(self.RECORD.size * 4096):
+            yield from self.RECORD.iter_unpack(chunk)
+
+    def _resolve(self, part: IO[bytes], bits: int) -> Iterator[tuple[int, int, int]]:
+        """Duplicates within one partition; a partition too big for memory is split by the next key bits first,
+        so memory stays at RESOLVE_SAMPLES entries however many samples were spilled."""
+        part.seek(0, 2)
+        count = part.tell() // self.RECORD.size
+        if count <= self.RESOLVE_SAMPLES or bits + self.PARTITION_BITS > 64:
             first: dict[int, int] = {}
-            while chunk := part.read(size * 4096):
-                for key, sample_no, line in self.RECORD.iter_unpack(chunk[: len(chunk) - len(chunk) % size]):
-                    earlier = first.setdefault(key, sample_no)
-                    if earlier != sample_no:
-                        yield line, sample_no, earlier
+            for key, sample_no, line in self._records(part):
+                earlier = first.setdefault(key, sample_no)
+                if earlier != sample_no:
+                    yield line, sample_no, earlier
+            return
+        shift = 64 - bits - self.PARTITION_BITS
+        mask = (1 << self.PARTITION_BITS) - 1
+        folder = self._tmp.name if self._tmp else None
+        with ExitStack() as stack:
+            subs = [stack.enter_context(tempfile.TemporaryFile(dir=folder, buffering=4096)) for _ in range(mask + 1)]
+            for key, sample_no, line in self._records(part):  # file order is kept inside each sub-partition
+                subs[(key >> shift) & mask].write(self.RECORD.pack(key, sample_no, line))
+            for sub in subs:
+                sub.flush()
+                yield from self._resolve(sub, bits + self.PARTITION_BITS)
 
     def close(self) -> None:
         for part in self._parts:
