@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 from conftest import clean_env
+from ftk.dataset.registry import KEEP_BACKUPS
 from ftk.reliability.ledger import record
 from rkit import FTK
 
@@ -22,6 +23,9 @@ def _data(root: Path, n: int) -> Path:
 
 def test_twenty_concurrent_registrations_lose_nothing(tmp_path: Path) -> None:
     registry = tmp_path / "registry"
+    registry.mkdir()
+    other = {"file_name": "elsewhere.jsonl", "formatting": "alpaca"}
+    (registry / "dataset_info.json").write_text(json.dumps({"other": other}))
     procs = [
         subprocess.Popen(
             [
@@ -49,7 +53,10 @@ def test_twenty_concurrent_registrations_lose_nothing(tmp_path: Path) -> None:
     record("fault", "20 concurrent dataset registrations", "recovered" if ok else "not_recovered", lost=len(missing))
     assert all(code == 0 for code, _ in results), [err for code, err in results if code]
     assert not missing, f"entries lost: {missing}"
-    assert backups, f"no backup of the previous dataset_info.json in {registry}"
+    assert info["other"] == other, "an entry nobody registered was changed"
+    assert 1 <= len(backups) <= KEEP_BACKUPS, backups
+    assert all(isinstance(json.loads(b.read_text()), dict) for b in backups)
+    assert not list(registry.glob(".dataset_info.json.*")), "a temporary file was left behind"
 
 
 def test_registration_killed_midway_leaves_a_valid_registry(tmp_path: Path) -> None:

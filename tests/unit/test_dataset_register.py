@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import HOME, VENVS, clean_env, run_ftk
+from conftest import HOME, clean_env, run_ftk
 from ftk.console import UserError
 from ftk.dataset import registry as registry_mod
 from ftk.dataset.registry import KEEP_BACKUPS, Registry
@@ -197,46 +196,6 @@ def test_registry_read_error_is_a_user_error(dsdir):
     (dsdir / "dataset_info.json").write_text("[1, 2]")
     with pytest.raises(UserError, match="top level is not an object"):
         Registry(dsdir).read()
-
-
-def test_twenty_concurrent_registrations_lose_nothing(dsdir):
-    (dsdir / "dataset_info.json").write_text(json.dumps({"other": OTHER}))
-    ftk = VENVS / "toolkit" / "bin" / "ftk"
-    assert ftk.exists(), f"{ftk} is missing: run `make setup`"
-    procs = [
-        subprocess.Popen(
-            [
-                str(ftk),
-                "dataset",
-                "register",
-                str(dsdir / "chat.jsonl"),
-                "--name",
-                f"n{i:02d}",
-                "--dataset-dir",
-                str(dsdir),
-                "--media-root",
-                str(dsdir),
-            ],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env=clean_env(),
-        )
-        for i in range(20)
-    ]
-    results = [(p.wait(timeout=300), p.stderr.read() if p.stderr else "") for p in procs]
-    for p in procs:
-        for stream in (p.stdout, p.stderr):
-            if stream:
-                stream.close()
-    assert all(code == 0 for code, _ in results), results
-    data = info(dsdir)
-    assert set(data) == {"other"} | {f"n{i:02d}" for i in range(20)}
-    assert data["other"] == OTHER
-    backups = list(dsdir.glob("dataset_info.json.bak.*"))
-    assert 1 <= len(backups) <= KEEP_BACKUPS
-    assert all(isinstance(json.loads(b.read_text()), dict) for b in backups)
-    assert not list(dsdir.glob(".dataset_info.json.*"))
 
 
 def test_identity_template_is_filled_from_settings(dsdir):
