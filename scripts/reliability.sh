@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Usage: scripts/reliability.sh [-k EXPRESSION]
 #
-# The reliability suite (`make reliability`): every test in tests/reliability, the soak tests included
+# The reliability suite (`make reliability`): every test in tests/reliability and the kill-and-resume tests of
+# training and merging (tests/integration), the soak tests included
 # (FTK_SOAK=1; `make test` runs only the quick ones), each case written as a row of the ledger
 # runs/reliability/ledger.jsonl. Then prints a table per area (input, fault, load, security) and one line:
 #   inputs tried / clear errors / tracebacks / files damaged, faults injected / recovered,
@@ -12,6 +13,12 @@
 set -Eeuo pipefail
 # shellcheck source=scripts/lib/common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
+
+# Faults whose tests live with their stage: training killed and resumed, a merge killed mid-write.
+FAULT_TESTS=(
+	tests/integration/test_train_text.py::test_interrupted_run_resumes_from_its_checkpoint
+	tests/integration/test_merge_text.py::test_interrupted_merge_keeps_the_old_export
+)
 
 main() {
 	local select=()
@@ -35,7 +42,7 @@ main() {
 	mkdir -p "$(dirname "$ledger")"
 	: >"$ledger"
 	step "reliability: pytest tests/reliability with the soak tests (FTK_SOAK=1); ledger $ledger"
-	(cd "$FTK_HOME" && FTK_SOAK=1 FTK_RELIABILITY_LEDGER="$ledger" "$python" -m pytest tests/reliability "${select[@]}") || rc=$?
+	(cd "$FTK_HOME" && FTK_SOAK=1 FTK_RELIABILITY_LEDGER="$ledger" "$python" -m pytest tests/reliability "${FAULT_TESTS[@]}" "${select[@]}") || rc=$?
 	step "reliability: summary"
 	"$python" -m ftk.reliability.report "$ledger" || rc=1
 	return "$rc"

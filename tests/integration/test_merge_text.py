@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from conftest import HOME, clean_env, run_ftk, venv_bin
+from ftk.reliability.ledger import record
 
 MODEL = HOME / "models" / "SmolLM2-135M-Instruct"
 
@@ -229,6 +230,7 @@ def test_interrupted_merge_keeps_the_old_export(merged: Path, work: Path) -> Non
     prev = merged.parent / "merged.prev"
     assert (prev / "model.safetensors").stat().st_mtime == old[1]
     assert (merged / "model.safetensors").is_file()
+    record("fault", "merge killed mid-write", "recovered")
 
 
 def test_qlora_adapter_gets_an_ab_against_the_quantized_base(tmp_path: Path) -> None:

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 from conftest import HOME, clean_env, run_ftk, venv_bin
+from ftk.reliability.ledger import record
 
 MODEL = HOME / "models" / "SmolLM2-135M-Instruct"
 NAME = "Ferret"  # ASSISTANT_NAME the identity data set is filled with
@@ -149,6 +150,7 @@ def test_interrupted_run_resumes_from_its_checkpoint(tmp_path: Path, data_dir: P
     manifest = json.loads((tmp_path / "runs" / "resume" / "manifest.json").read_text())
     assert manifest["resumed_from"] == str(adapter / done[-1]) and manifest["loss"]["steps"] == 4
     assert (adapter / "adapter_model.safetensors").is_file()
+    record("fault", "training killed mid-epoch, resumed", "recovered", steps=steps[-1])
 
 
 def test_identity_demo_recipe_teaches_the_assistant_name(tmp_path: Path, data_dir: Path) -> None:
