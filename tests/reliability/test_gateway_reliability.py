@@ -231,6 +231,37 @@ def test_concurrent_streams_mixed_base_and_adapter(stack) -> None:
     assert f["lost"] == 0 and f["completed"] == f["sent"], f  # limits are above this load: no 429 expected
 
 
+def test_429_only_for_the_key_over_its_limit(stack) -> None:
+    """A connection cap of 8 per key: 24 streams on one key get some clean 429s, 4 on another key get none."""
+    gw: Gateway = stack["gw"]
+    saved = gw.extra_env["MAX_CONNS_PER_KEY"]
+    gw.extra_env["MAX_CONNS_PER_KEY"] = "8"
+    gw.script("--reload")
+    try:
+
+        async def run() -> tuple[list[str], list[str]]:
+            ctx = ssl.create_default_context(cafile=str(gw.ca))
+            async with httpx.AsyncClient(base_url=gw.base_url, verify=ctx, timeout=300) as client:
+                busy = [_stream(client, stack["keys"]["load"], "base") for _ in range(24)]
+                calm = [_stream(client, stack["keys"]["main"], "ident") for _ in range(4)]
+                out = await asyncio.gather(*busy, *calm)
+                return out[:24], out[24:]
+
+        busy, calm = asyncio.run(run())
+    finally:
+        gw.extra_env["MAX_CONNS_PER_KEY"] = saved
+        gw.script("--reload")
+    figures = {
+        "sent": 28,
+        "completed": busy.count("completed") + calm.count("completed"),
+        "refused": busy.count("refused") + calm.count("refused"),
+        "lost": busy.count("lost") + calm.count("lost"),
+    }
+    ok = figures["lost"] == 0 and busy.count("refused") > 0 and calm.count("completed") == 4
+    record("load", "429 only for the key over its connection cap", "completed" if ok else "lost", **figures)
+    assert ok, (busy, calm)
+
+
 @pytest.mark.soak
 def test_soak_hundreds_of_streams_for_minutes(stack) -> None:
     f = _load(
