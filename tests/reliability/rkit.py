@@ -73,3 +73,20 @@ def integration_helpers() -> None:
     folder = str(HOME / "tests" / "integration")
     if folder not in sys.path:
         sys.path.insert(0, folder)
+
+
+def random_adapter(out: Path, r: int = 8) -> Path:
+    """A random LoRA adapter for the default model (tests/integration/lora_tools.py, in the train venv)."""
+    from conftest import venv_bin
+
+    tools = HOME / "tests" / "integration" / "lora_tools.py"
+    model = HOME / "models" / "SmolLM2-135M-Instruct"
+    proc = subprocess.run(
+        [str(venv_bin("train", "python")), str(tools), "adapter", str(model), str(out), "--r", str(r)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return out

@@ -14,14 +14,9 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import HOME, clean_env, venv_bin
+from conftest import HOME, clean_env
 from ftk.reliability.ledger import record
-from rkit import integration_helpers
-
-integration_helpers()
-from stack import MODEL  # noqa: E402
-
-LORA_TOOLS = HOME / "tests" / "integration" / "lora_tools.py"
+from rkit import random_adapter
 
 
 def _tree_hash(folder: Path) -> str:
@@ -52,14 +47,7 @@ def test_full_disk_during_export_keeps_the_previous_model(tmp_path: Path) -> Non
     assert mounted.returncode == 0, "mount -t tmpfs failed: this test needs root"
     try:
         adapter = tmp_path / "runs" / "full" / "adapter"
-        made = subprocess.run(
-            [str(venv_bin("train", "python")), str(LORA_TOOLS), "adapter", str(MODEL), str(adapter), "--r", "4"],
-            capture_output=True,
-            text=True,
-            timeout=600,
-            check=False,
-        )
-        assert made.returncode == 0, made.stderr[-2000:]
+        random_adapter(adapter, r=4)
         target = mnt / "merged"
         target.mkdir()
         (target / "config.json").write_text('{"previous": "export"}\n')

@@ -10,42 +10,26 @@ import os
 import shutil
 import signal
 import ssl
-import subprocess
 import time
-from pathlib import Path
 
 import httpx
 import psutil
 import pytest
-from conftest import HOME, venv_bin
 from ftk.reliability.ledger import record
-from rkit import integration_helpers
+from rkit import integration_helpers, random_adapter
 
 integration_helpers()
-from stack import MODEL, Gateway, Vllm, open_dir, require_real_parts  # noqa: E402
+from stack import Gateway, Vllm, open_dir, require_real_parts  # noqa: E402
 
 CHAT = "/v1/chat/completions"
-LORA_TOOLS = HOME / "tests" / "integration" / "lora_tools.py"
-
-
-def _adapter(root: Path) -> Path:
-    out = root / "adapter"
-    proc = subprocess.run(
-        [str(venv_bin("train", "python")), str(LORA_TOOLS), "adapter", str(MODEL), str(out), "--r", "8"],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    return out
 
 
 @pytest.fixture(scope="module")
 def stack():
     require_real_parts()
     root = open_dir("ftk-test-reliability-")
-    vllm = Vllm(root / "vllm", extra_env={"LORA_MODULES": f"ident={_adapter(root)}", "MAX_NUM_SEQS": "64"})
+    adapter = random_adapter(root / "adapter")
+    vllm = Vllm(root / "vllm", extra_env={"LORA_MODULES": f"ident={adapter}", "MAX_NUM_SEQS": "64"})
     gw = Gateway(
         root,
         upstreams=f"127.0.0.1:{vllm.port}",
