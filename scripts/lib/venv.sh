@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Virtual environments under .venvs/, made from a pinned requirements file and re-made only when it changes.
-# shellcheck source=scripts/lib/common.sh
-source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+# shellcheck source=scripts/lib/checks.sh
+source "$(dirname "${BASH_SOURCE[0]}")/checks.sh"
 
 FTK_VENVS="${FTK_VENVS:-$FTK_HOME/.venvs}"
 FTK_PYTHON="${FTK_PYTHON:-python3}"
@@ -17,16 +17,29 @@ venv_stamp() {
 }
 
 # venv_pip VENV_DIR ARGS...: quiet pip from the project home, without the warnings about index folders
-# that some machines' pip config names but do not have.
+# that some machines' pip config names but do not have. No pip cache: the CUDA wheels would sit on the disk
+# twice (cache and venv), and a CI machine has run out of disk that way.
 venv_pip() {
 	local dir="$1"
 	shift
-	(cd "$FTK_HOME" && "$dir/bin/pip" --quiet --disable-pip-version-check "$@" 2> >(grep -v "is ignored: it is neither a file nor a directory" >&2))
+	(cd "$FTK_HOME" && "$dir/bin/pip" --quiet --disable-pip-version-check --no-cache-dir "$@" 2> >(grep -v "is ignored: it is neither a file nor a directory" >&2))
 }
 
-# ensure_venv NAME REQFILE [POST_FN]: build .venvs/NAME unless its stamp matches; quiet when nothing changed.
+# link_duplicates DIR: hard-link identical files across the venvs under DIR (the same torch, CUDA and vLLM
+# wheels land in several venvs; about 4 GB saved). pip replaces files, never edits them in place, so a
+# later install in one venv does not change another. Skipped where util-linux' hardlink is missing.
+link_duplicates() {
+	local dir="$1" saved
+	command -v hardlink >/dev/null 2>&1 || return 0
+	saved="$(hardlink --ignore-time --minimum-size 100K "$dir" 2>/dev/null | awk -F': *' '/^Saved/ {print $2}')"
+	[[ -z "$saved" ]] || info "venvs: identical files hard-linked across ${dir#"$FTK_HOME"/}, ${saved} saved"
+}
+
+# ensure_venv NAME REQFILE POST_FN NEED_MB: build .venvs/NAME unless its stamp matches; quiet when nothing
+# changed. NEED_MB is the free disk the install takes at its peak (downloads plus the installed venv): checked
+# first, so a small disk stops the build with one line instead of ENOSPC half-way through pip.
 ensure_venv() {
-	local name="$1" req="$2" post="${3:-}" dir stamp
+	local name="$1" req="$2" post="${3:-}" need="${4:-0}" dir stamp
 	dir="$FTK_VENVS/$name"
 	[[ -f "$req" ]] || die "requirements file $req for venv '$name' not found"
 	stamp="$(venv_stamp "$req" "$post")"
@@ -35,6 +48,7 @@ ensure_venv() {
 	fi
 	step "venv $name: installing ${req#"$FTK_HOME"/} into ${dir#"$FTK_HOME"/}"
 	rm -rf "$dir"
+	check_disk "$FTK_VENVS" "$need" || die "venv $name: not enough disk for its install (set FTK_VENVS to a folder on a larger disk)"
 	"$FTK_PYTHON" -m venv "$dir"
 	venv_pip "$dir" install -r "$req" ||
 		die "venv $name: pip install -r $req failed (see the pip output above); fix the pin and run make setup again"
@@ -42,5 +56,6 @@ ensure_venv() {
 		"$post" "$dir" || die "venv $name: post-install step $post failed"
 	fi
 	printf '%s\n' "$stamp" >"$dir/.ftk-stamp"
+	link_duplicates "$FTK_VENVS"
 	ok "venv $name ready"
 }

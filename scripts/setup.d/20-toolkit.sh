@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # setup step: the toolkit venv (ftk CLI, tests, linters, default-model build).
 setup_toolkit() {
-	ensure_venv toolkit "$FTK_HOME/toolkit/requirements/toolkit.txt" _toolkit_post
+	ensure_venv toolkit "$FTK_HOME/toolkit/requirements/toolkit.txt" _toolkit_post 2000
 }
 
 _toolkit_post() {

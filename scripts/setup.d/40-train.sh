@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # setup step: the train venv (.venvs/train): LLaMA-Factory for text and vision-language SFT and export.
 setup_train() {
-	ensure_venv train "$FTK_HOME/toolkit/requirements/train.txt" _train_post
+	ensure_venv train "$FTK_HOME/toolkit/requirements/train.txt" _train_post 7500
 }
 
 _train_post() {

