@@ -221,6 +221,40 @@ check_config() {
 
 running_pid() { pidfile_pid "$GATEWAY_PREFIX/nginx.pid"; }
 
+# accepting_workers MASTER: the master's worker processes that take new connections (a worker of the old
+# configuration renames itself "worker process is shutting down" and serves only what it holds).
+accepting_workers() {
+	local p title kids=()
+	# the nginx master has one thread; its file ends without a newline, so read reports EOF with the list read
+	read -ra kids 2>/dev/null <"/proc/$1/task/$1/children" || true
+	for p in "${kids[@]}"; do
+		title="$(tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null)" || continue
+		[[ "$title" == *"worker process"* && "$title" != *"shutting down"* ]] && printf '%s\n' "$p"
+	done
+	return 0
+}
+
+# reload_and_wait MASTER: `nginx -s reload` only signals the master; wait until every worker taking new
+# connections runs the new configuration, so a revoked key or a new limit holds once --reload returns.
+reload_and_wait() {
+	local master="$1" old now i
+	old="$(accepting_workers "$master")"
+	nginx_cmd -s reload
+	if [[ -z "$old" ]]; then # /proc hides the workers (hidepid, another pid namespace): signalled, not confirmed
+		warn "gateway reload signalled (pid $master); its workers are not visible in /proc to confirm it"
+		return 0
+	fi
+	for ((i = 0; i < 200; i++)); do
+		now="$(accepting_workers "$master")"
+		if [[ -n "$now" ]] && ! grep -qxF -f <(printf '%s\n' "$old") <<<"$now"; then
+			ok "gateway reloaded (pid $master): new workers $(tr '\n' ' ' <<<"$now")"
+			return 0
+		fi
+		sleep 0.1
+	done
+	die "nginx (pid $master) did not start workers with the new configuration within 20 s; see $GATEWAY_PREFIX/logs/error.log"
+}
+
 check_ports() {
 	check_port_free "$GATEWAY_HTTPS_PORT" "$GATEWAY_BIND" &&
 		check_port_free "$GATEWAY_HTTP_PORT" "$GATEWAY_BIND" &&
@@ -290,8 +324,7 @@ main() {
 	--reload)
 		local pid
 		pid="$(running_pid)" || die "no gateway runs from $GATEWAY_PREFIX; start it with scripts/gateway.sh --daemon"
-		nginx_cmd -s reload
-		ok "gateway reloaded (pid $pid)"
+		reload_and_wait "$pid"
 		;;
 	--daemon) start_daemon ;;
 	--foreground)

@@ -146,6 +146,23 @@ def test_missing_wrong_and_revoked_keys(stack) -> None:
     assert revoked.status_code == 403 and error_of(revoked)["code"] == "revoked_api_key"
 
 
+def test_reload_applies_key_changes_before_it_returns(stack) -> None:
+    """No sleep after --reload: the very next request meets the new keys (a revoked key must not linger)."""
+    gw: Gateway = stack["gw"]
+    for i in range(3):
+        key = gw.add_key(f"rotating-{i}")
+        reload = gw.script("--reload")
+        assert "new workers" in reload.stdout + reload.stderr, reload.stdout + reload.stderr
+        with gw.client(key) as c:
+            assert c.get("/v1/models").status_code == 200, f"key added, round {i}"
+        revoke = run_ftk("gateway", "keys", "revoke", f"rotating-{i}", "--file", str(gw.keys_file), env=gw.env())
+        assert revoke.returncode == 0, revoke.stderr
+        gw.script("--reload")
+        with gw.client(key) as c:
+            refused = c.get("/v1/models")
+        assert refused.status_code == 403 and error_of(refused)["code"] == "revoked_api_key", f"round {i}"
+
+
 def test_openai_sdk_through_the_gateway(stack) -> None:
     gw: Gateway = stack["gw"]
     client = openai.OpenAI(
