@@ -148,6 +148,15 @@ def test_request_id_is_traceable_from_gateway_log_to_vllm(stack) -> None:
     assert logged and logged[0]["request_id"] == rid
 
 
+# why each request counted as lost was lost, so a failing load test says what the client saw
+_LOST_WHY: list[str] = []
+
+
+def _lost(why: str) -> str:
+    _LOST_WHY.append(why[:300])
+    return "lost"
+
+
 async def _stream(client: httpx.AsyncClient, key: str, model: str, max_tokens: int = 8) -> str:
     """'completed' (a finish_reason and [DONE]), 'refused' (a clean 4xx/5xx JSON) or 'lost'."""
     body = _msg(model, stream=True, max_tokens=max_tokens, ignore_eos=max_tokens > 8)
@@ -155,17 +164,20 @@ async def _stream(client: httpx.AsyncClient, key: str, model: str, max_tokens: i
         async with client.stream("POST", CHAT, json=body, headers={"Authorization": f"Bearer {key}"}) as resp:
             if resp.status_code != 200:
                 text = await resp.aread()
-                return "refused" if json.loads(text).get("error") else "lost"
-            finished, done = False, False
+                return "refused" if json.loads(text).get("error") else _lost(f"HTTP {resp.status_code}: {text!r}")
+            finished, done, chunks = False, False, 0
             async for line in resp.aiter_lines():
                 if line == "data: [DONE]":
                     done = True
                 elif line.startswith("data: "):
+                    chunks += 1
                     chunk = json.loads(line[6:])
                     finished = finished or any(ch.get("finish_reason") for ch in chunk["choices"])
-            return "completed" if finished and done else "lost"
-    except (httpx.HTTPError, json.JSONDecodeError):
-        return "lost"
+            if finished and done:
+                return "completed"
+            return _lost(f"stream ended after {chunks} chunks, finish_reason {finished}, [DONE] {done}")
+    except (httpx.HTTPError, json.JSONDecodeError) as e:
+        return _lost(f"{type(e).__name__}: {e}")
 
 
 def _rss(pids: list[int]) -> float:
@@ -183,6 +195,7 @@ def _load(stack, clients: int, seconds: float) -> dict:
     gw: Gateway = stack["gw"]
     pids = [int((gw.prefix / "nginx.pid").read_text()), stack["vllm"].proc.pid]
     rss_start = _rss(pids)
+    _LOST_WHY.clear()
 
     async def run() -> list[str]:
         ctx = ssl.create_default_context(cafile=str(gw.ca))
@@ -204,6 +217,7 @@ def _load(stack, clients: int, seconds: float) -> dict:
         "lost": outcomes.count("lost"),
         "rss_start_mib": round(rss_start),
         "rss_end_mib": round(_rss(pids)),
+        "lost_why": sorted(set(_LOST_WHY))[:5],
     }
     return figures
 
@@ -257,7 +271,8 @@ def test_soak_hundreds_of_streams_for_minutes(stack) -> None:
     )
     record("load", "soak: concurrent streams for minutes", "completed" if f["lost"] == 0 else "lost", **f)
     print(f)
-    assert f["lost"] == 0, f
+    errors = [ln for ln in (stack["gw"].prefix / "logs" / "error.log").read_text().splitlines() if "[error]" in ln]
+    assert f["lost"] == 0, (f, errors[-5:])
     assert f["rss_end_mib"] < f["rss_start_mib"] * 1.25 + 64, f  # memory stable across the soak
 
 
