@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import HOME, clean_env, run_ftk
+from conftest import HOME, VENVS, clean_env, run_ftk
 
 GATEWAY = HOME / "scripts" / "gateway.sh"
 
@@ -101,6 +102,17 @@ def test_buffering_variant_for_the_benchmark(env: dict[str, str], tmp_path: Path
     res = render({**env, "GATEWAY_PROXY_BUFFERING": "on"})
     assert res.returncode == 0, res.stderr
     assert "proxy_buffering on;" in (tmp_path / "gw" / "conf" / "snippets" / "proxy_upstream.conf").read_text()
+
+
+def test_idle_upstream_connections_close_before_vllm_closes_them(env: dict[str, str], tmp_path: Path) -> None:
+    """nginx reusing a connection vLLM is just closing fails a POST with a 502 that nginx does not retry."""
+    envs = next((VENVS / "serve").glob("lib/python3*/site-packages/vllm/envs.py"))
+    vllm_idle = int(re.search(r'"VLLM_HTTP_TIMEOUT_KEEP_ALIVE", "(\d+)"', envs.read_text()).group(1))
+    assert render(env).returncode == 0
+    conf = (tmp_path / "gw" / "conf" / "nginx.conf").read_text()
+    upstream = conf[conf.index("upstream vllm {") :].split("}")[0]
+    nginx_idle = int(re.search(r"keepalive_timeout (\d+)s;", upstream).group(1))
+    assert nginx_idle < vllm_idle, (nginx_idle, vllm_idle)
 
 
 @pytest.mark.parametrize(
