@@ -3,7 +3,7 @@ SHELL := /bin/bash
 .SHELLFLAGS := -Eeuo pipefail -c
 VENV := .venvs/toolkit/bin
 
-.PHONY: help setup test lint unit shell-test demo down bench reliability clean
+.PHONY: help setup engine test compose-test lint unit shell-test demo down bench reliability clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -11,8 +11,14 @@ help: ## list targets
 setup: ## install everything (Debian packages, venvs, default model); quiet when nothing changed
 	@scripts/setup.sh
 
-test: setup ## linters, pytest and bats, each with its closing line
+engine: ## a Docker engine and the Compose v2 plugin (the compose tests need them; make demo does not)
+	@scripts/setup.sh docker
+
+test: setup engine ## linters, bats and pytest (the compose tests included), each with its closing line
 	@scripts/test.sh
+
+compose-test: setup engine ## the compose tests alone: CPU images built, every profile run with the real engine
+	@scripts/test.sh unit tests/compose
 
 lint: ## ruff, shellcheck, shfmt, hadolint only
 	@scripts/test.sh lint
@@ -20,8 +26,9 @@ lint: ## ruff, shellcheck, shfmt, hadolint only
 demo: setup ## the whole pipeline on the embedded default model, ending in a smoke test through the gateway
 	@scripts/demo.sh
 
-down: ## stop every process `make demo` started
+down: ## stop every process `make demo` started, and a Docker engine this project started
 	@scripts/demo.sh --down
+	@scripts/docker-engine.sh stop
 
 bench: setup ## benchmarks that print figures
 	@scripts/bench.sh

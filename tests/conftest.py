@@ -56,6 +56,7 @@ def ftk():
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "soak: long reliability runs; only under `make reliability` (FTK_SOAK=1)")
+    config.addinivalue_line("markers", "compose: the compose stack on a real Docker engine (make compose-test)")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

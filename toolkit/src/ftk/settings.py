@@ -173,6 +173,8 @@ class Settings(BaseSettings):
     serve_start_period: str = "15m"  # time vLLM may take to load before failed health checks count
     grafana_bind: str = "127.0.0.1"  # host address Grafana is published on
     grafana_admin_password_file: Path = Path("runs/secrets/grafana_admin_password")  # Grafana admin password
+    cpu_base_image: str = "debian:12.12-slim"  # base of the CPU images (compose.cpu.yaml): a Debian 12 image
+    cpu_torch_packages: str = "torch==2.13.0+cpu torchvision==0.28.0"  # CPU torch of the CPU train image
 
     @field_validator("ftk_image_tag", "vllm_image")
     @classmethod
