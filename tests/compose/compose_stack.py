@@ -8,13 +8,12 @@ import os
 import shutil
 import socket
 import subprocess
-import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import HOME, VENVS
+from conftest import HOME, TIMINGS, VENVS
 
 TEST_UID = 4321  # the "host user" who owns the copy; not root, so ownership mistakes show
 PROJECT = "ftktest"  # compose project name: never the user's own `ftk` stack
@@ -47,7 +46,6 @@ def chown_tree(root: Path, uid: int) -> None:
 class Stack:
     root: Path
     project: str = PROJECT
-    timings: dict[str, float] = field(default_factory=dict)
 
     @classmethod
     def create(cls, base: Path, env: dict[str, str]) -> Stack:
@@ -58,8 +56,12 @@ class Stack:
             dest = root / rel
             dest.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(HOME / rel, dest)
-        lines = (HOME / ".env.example").read_text().splitlines()
-        lines += [f"{k}={v}" for k, v in env.items()]
+        todo = dict(env)
+        lines = []
+        for line in (HOME / ".env.example").read_text().splitlines():  # one value a key, as a user edits it
+            key = line.partition("=")[0]
+            lines.append(f"{key}={todo.pop(key)}" if key in todo else line)
+        lines += [f"{k}={v}" for k, v in todo.items()]
         (root / ".env").write_text("\n".join(lines) + "\n")
         chown_tree(root, TEST_UID)
         os.chmod(base, 0o755)
@@ -83,17 +85,19 @@ class Stack:
     def timed(self, stage: str, *args: str, timeout: float) -> subprocess.CompletedProcess[str]:
         started = time.monotonic()
         r = self.compose(*args, timeout=timeout)
-        self.timings[stage] = time.monotonic() - started
-        print(f"[compose] {stage}: {self.timings[stage]:.0f} s", file=sys.stderr)
+        TIMINGS[f"stage {stage}"] = time.monotonic() - started
         return r
 
     def build_images(self) -> None:
         cas = [a for crt in sorted(HOST_CA_DIR.glob("*.crt")) for a in ("--extra-ca", str(crt))]
         started = time.monotonic()
         r = self.run(["bash", "scripts/images.sh", "--cpu", *cas], timeout=3000)
-        print(r.stdout[-2000:], file=sys.stderr)
         assert r.returncode == 0, f"scripts/images.sh --cpu failed:\n{r.stdout[-4000:]}\n{r.stderr[-6000:]}"
-        self.timings["images"] = time.monotonic() - started
+        TIMINGS["images (all, scripts/images.sh --cpu)"] = time.monotonic() - started
+        for line in r.stdout.splitlines():  # the table images.sh prints: IMAGE BUILD SIZE
+            fields = line.split()
+            if len(fields) == 3 and fields[1].endswith("s") and fields[1][:-1].isdigit():
+                TIMINGS[f"image {fields[0]} ({fields[2]})"] = float(fields[1][:-1])
 
     def seed_model_cache(self, model: Path, model_id: str) -> None:
         """The model in ModelScope's cache layout, as an offline host pre-seeds it (README: download stage)."""

@@ -24,8 +24,8 @@ def init_cmd(
     Idempotent: what exists is kept, a second run changes nothing. The client key is printed once, here.
     """
     s = get_settings()
-    steps = first_run.ensure_folders(s, paths.project_home() if project_only else None)
-    steps.append(first_run.set_env_ids(paths.env_file(), uid, gid))
+    ids = first_run.set_env_ids(paths.env_file(), uid, gid)  # first: no .env, nothing made
+    steps = [ids, *first_run.ensure_folders(s, paths.project_home() if project_only else None)]
     steps.append(first_run.secret(s.path("vllm_api_key_file"), "vLLM key"))
     steps.append(first_run.secret(s.path("grafana_admin_password_file"), "Grafana password"))
     key_step, key = first_run.ensure_first_key(s.path("api_keys_file"))
