@@ -55,7 +55,7 @@ def test_init_without_env_file_says_to_copy_the_example(tmp_path):
 
 def test_init_in_the_container_refuses_a_folder_outside_the_project(tmp_path):
     outside = tmp_path / "elsewhere" / "models"
-    home, env = init_home(tmp_path, f"FTK_UID=1\nFTK_GID=1\nMODELS_DIR={outside}\n")
+    _, env = init_home(tmp_path, f"FTK_UID=1\nFTK_GID=1\nMODELS_DIR={outside}\n")
     r = run_ftk("init", "--uid", "1", "--gid", "1", "--project-only", env=env)
     assert r.returncode == 1
     assert str(outside) in r.stderr and "outside the project folder" in r.stderr and "mkdir -p" in r.stderr
