@@ -9,7 +9,7 @@
 #                   key, printed once
 #   certs           the TLS CA and server certificate of the gateway (scripts/certs.sh)
 #   data set        the project's example set data/identity.json registered as `identity` when DATASETS names it
-# Then: docker compose --profile download up, --profile train up, ... (README.md).
+# Then: docker compose --profile download up, --profile train up, ... (docs/gpu-host.md).
 set -Eeuo pipefail
 # shellcheck source=scripts/lib/common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"

@@ -100,7 +100,7 @@ class Stack:
                 TIMINGS[f"image {fields[0]} ({fields[2]})"] = float(fields[1][:-1])
 
     def seed_model_cache(self, model: Path, model_id: str) -> None:
-        """The model in ModelScope's cache layout, as an offline host pre-seeds it (README: download stage)."""
+        """The model in ModelScope's cache layout, as an offline host pre-seeds it (docs/download.md)."""
         assert (model / "config.json").is_file(), f"{model} is missing: run make setup (scripts/setup.sh model)"
         dest = self.root / ".cache" / "modelscope" / "models" / model_id
         shutil.copytree(model, dest, dirs_exist_ok=True)

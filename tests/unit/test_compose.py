@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 from conftest import HOME, VENVS
-from ftk.commands.env import PASSTHROUGH_KEYS
+from ftk.env_file import PASSTHROUGH_KEYS
 from ftk.settings import known_keys
 
 COMPOSE_FILE = HOME / "compose.yaml"
@@ -465,3 +465,41 @@ def test_project_folders_are_mounted_where_ftk_home_expects_them():
                 )
     cache = [v for v in services()["download"]["volumes"] if v["target"] == "/app/.cache/modelscope"]
     assert cache and Path(cache[0]["source"]) == HOME / example["MODELSCOPE_CACHE"], "model cache must persist"
+
+
+# ----- the CPU override: the same file, CPU parts -----------------------------------------------------------
+CPU_FILE = HOME / "compose.cpu.yaml"
+
+
+@cache
+def cpu_services() -> dict[str, dict]:
+    r = compose("-f", str(CPU_FILE), "config", "--format", "json")
+    assert r.returncode == 0, f"compose.yaml + compose.cpu.yaml do not validate with .env.example:\n{r.stderr}"
+    return json.loads(r.stdout)["services"]
+
+
+def test_cpu_override_reserves_no_gpu_and_allows_cpu():
+    cpu = cpu_services()
+    for name in GPU_JOBS:
+        assert not gpu_devices(cpu[name]), f"{name}: the CPU override must drop the GPU reservation"
+        assert cpu[name]["environment"]["ALLOW_CPU"] == "true", f"{name}: ALLOW_CPU must be true on CPU hosts"
+        assert cpu[name]["image"].endswith("-cpu"), f"{name}: the CPU image must be tagged apart from the GPU one"
+        assert cpu[name]["environment"]["TRAIN_RECIPE"].endswith("_cpu.yaml"), f"{name}: the CPU recipe"
+
+
+def test_cpu_override_keeps_every_service_and_script_of_compose_yaml():
+    gpu, cpu = services(), cpu_services()
+    assert set(cpu) <= set(gpu), f"the override adds services: {set(cpu) - set(gpu)}"
+    for name, svc in cpu.items():
+        assert svc.get("entrypoint") == gpu[name].get("entrypoint"), f"{name}: the CPU variant runs another script"
+        assert svc.get("volumes") == gpu[name].get("volumes"), f"{name}: the CPU variant mounts other folders"
+        assert svc.get("user") == gpu[name].get("user"), f"{name}: the CPU variant runs as another user"
+
+
+def test_cpu_images_build_from_the_same_dockerfiles_on_a_debian_base():
+    cpu = cpu_services()
+    base = env_example()["CPU_BASE_IMAGE"]
+    for name in ("train", "serve", "ftk", "download"):
+        assert cpu[name]["build"]["dockerfile"] == services()[name]["build"]["dockerfile"], name
+        args = cpu[name]["build"]["args"]
+        assert base in (args.get("BASE_IMAGE"), args.get("VLLM_IMAGE")), f"{name}: build args {args}"

@@ -16,6 +16,7 @@ from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from ftk import paths
+from ftk.download.layout import cached_model_dir  # also finds folders ModelScope's own tools made
 
 PositiveInt = Annotated[int, Field(ge=1)]
 NonNegInt = Annotated[int, Field(ge=0)]
@@ -237,8 +238,6 @@ class Settings(BaseSettings):
         local = paths.resolve(self.model_id)
         if local.is_dir() or self.model_id.startswith((".", "/", "~")) or self.model_id.startswith("models/"):
             return local
-        from ftk.download.layout import cached_model_dir  # also finds folders ModelScope's own tools made
-
         return cached_model_dir(self.path("modelscope_cache"), self.model_id, self.model_revision)
 
     @property
