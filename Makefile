@@ -3,7 +3,7 @@ SHELL := /bin/bash
 .SHELLFLAGS := -Eeuo pipefail -c
 VENV := .venvs/toolkit/bin
 
-.PHONY: help setup test lint unit shell-test demo down bench reliability clean
+.PHONY: help setup test lint unit shell-test demo down bench reliability gpu-check clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -28,6 +28,9 @@ bench: setup ## benchmarks that print figures
 
 reliability: setup ## bad-input matrix, fault injection, load and security, soak included; ends with a table of figures
 	@scripts/reliability.sh
+
+gpu-check: setup ## on a GPU host: train, merge, serve and benchmark through the project's scripts; table + JSON report
+	@scripts/gpu-check.sh
 
 clean: ## remove venvs, built models and runs (asks nothing: they are all rebuilt by make setup)
 	rm -rf .venvs models runs .cache
