@@ -76,6 +76,10 @@ def build(out: Path, size: str = "1b", seed: int = 0) -> dict[str, Any]:
     device = "cuda" if torch.cuda.is_available() else "cpu"
     with torch.device(device):
         model = LlamaForCausalLM(config).to(torch.bfloat16).eval()
+        # Rows past the tokenizer are padding: zero logits, below the best real token's, so greedy answers decode
+        # to text (a random head made `ftk smoke` read empty answers: most argmax ids had no token).
+        with torch.no_grad():
+            model.lm_head.weight[len(tokenizer) :].zero_()
     tmp = out.with_name(f".{out.name}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     model.save_pretrained(tmp, safe_serialization=True)

@@ -111,6 +111,10 @@ class Report:
             for column, value in zip(comparison.columns, values, strict=True):
                 self.figures[f"{comparison.title} | {measure} | {column}"] = value
 
+    def record(self, step: Step) -> None:
+        """Add a step; a step of the same name from an earlier (partial) run of the same work folder is replaced."""
+        self.steps = [s for s in self.steps if s.name != step.name] + [step]
+
     def check(self, check: Check) -> None:
         self.checks = [c for c in self.checks if c.name != check.name] + [check]
 

@@ -116,7 +116,7 @@ class Runner:
     def step(self, name: str) -> Iterator[dict[str, str]]:
         """Record one step; its failure is recorded (with the reason) and the run goes on."""
         if self.opts.deadline and time.monotonic() > self.opts.deadline:
-            self.report.steps.append(Step(name, False, 0.0, "not started: --deadline reached"))
+            self.report.record(Step(name, False, 0.0, "not started: --deadline reached"))
             self.save()
             yield {"skip": "deadline"}
             return
@@ -133,7 +133,7 @@ class Runner:
                 f.write(f"--- {name}\n{traceback.format_exc()}\n")
         seconds = time.monotonic() - start
         text = detail.get("error") or detail.get("detail", "")
-        self.report.steps.append(Step(name, ok, round(seconds, 1), text))
+        self.report.record(Step(name, ok, round(seconds, 1), text))
         print(f"[{'ok' if ok else 'FAILED'}] {name} ({seconds:.0f}s) {text}", flush=True)
         self.save()
 
