@@ -5,7 +5,7 @@ VENV := .venvs/toolkit/bin
 # What `make demo` runs needs these set-up steps only (the vision-language venv and tiny model are for the tests).
 DEMO_STEPS := debian toolkit model train serve
 
-.PHONY: help setup engine test compose-test lint unit shell-test demo down bench reliability clean
+.PHONY: help setup engine test compose-test lint unit shell-test demo down bench reliability gpu-check clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -37,6 +37,9 @@ bench: setup ## benchmarks that print figures
 
 reliability: setup ## bad-input matrix, fault injection, load and security, soak included; ends with a table of figures
 	@scripts/reliability.sh
+
+gpu-check: setup ## on a GPU host: train, merge, serve and benchmark through the project's scripts; table + JSON report
+	@scripts/gpu-check.sh
 
 clean: ## remove venvs, built models and runs (asks nothing: they are all rebuilt by make setup)
 	rm -rf .venvs models runs .cache
