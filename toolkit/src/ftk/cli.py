@@ -29,6 +29,7 @@ COMMANDS = (
     "download",
     "env",
     "gateway",
+    "gpu_check",
     "init",
     "lora",
     "merge",
