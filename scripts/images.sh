@@ -90,9 +90,10 @@ main() {
 	parse_args "$@"
 	require_cmd docker || die "docker is missing; run: scripts/setup.sh docker" 1
 	load_env
-	local ftk
+	local ftk exports
 	ftk="$(venv_tool toolkit ftk)"
-	eval "$("$ftk" env export)"
+	exports="$("$ftk" env export)" || die "invalid settings (above); fix them, ftk env check lists every problem"
+	eval "$exports"
 	if ((${#SERVICES[@]} == 0)); then
 		if ((CPU)); then SERVICES=("${CPU_SERVICES[@]}"); else SERVICES=("${GPU_SERVICES[@]}"); fi
 	fi

@@ -199,11 +199,19 @@ class Settings(BaseSettings):
             raise ValueError("write a size like 16gb or 8g")
         return v
 
-    @field_validator("serve_start_period")
+    @field_validator("serve_start_period", "scrape_interval")
     @classmethod
     def _duration(cls, v: str) -> str:
         if not re.fullmatch(r"(\d+(ms|s|m|h))+", v):
             raise ValueError("write a duration like 15m, 900s or 1h30m")
+        return v
+
+    @field_validator("prometheus_vllm_targets", "prometheus_gateway_targets", "prometheus_gpu_targets")
+    @classmethod
+    def _targets(cls, v: str) -> str:
+        for item in split_list(v):
+            if not re.fullmatch(r"(\[[0-9a-fA-F:]+\]|[A-Za-z0-9._-]+):\d{1,5}", item):
+                raise ValueError(f"'{item}' is not host:port; write e.g. serve:8000,10.0.0.5:8000")
         return v
 
     @field_validator(*RECIPE_DEFAULTED, mode="before")
