@@ -44,7 +44,7 @@ main() {
 	step "reliability: pytest tests/reliability with the soak tests (FTK_SOAK=1); ledger $ledger"
 	(cd "$FTK_HOME" && FTK_SOAK=1 FTK_RELIABILITY_LEDGER="$ledger" "$python" -m pytest tests/reliability "${FAULT_TESTS[@]}" "${select[@]}") || rc=$?
 	step "reliability: summary"
-	"$python" -m ftk.reliability.report "$ledger" || rc=1
+	"$python" "$FTK_HOME/tests/reliability_report.py" "$ledger" || rc=1
 	return "$rc"
 }
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 from conftest import HOME, clean_env, run_ftk, venv_bin
-from ftk.reliability.ledger import record
+from reliability_ledger import record
 
 MODEL = HOME / "models" / "SmolLM2-135M-Instruct"
 NAME = "Ferret"  # ASSISTANT_NAME the identity data set is filled with

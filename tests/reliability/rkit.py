@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from conftest import HOME, clean_env
-from ftk.reliability.ledger import record
+from reliability_ledger import record
 
 FTK = HOME / ".venvs" / "toolkit" / "bin" / "ftk"
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from conftest import clean_env
 from ftk.dataset.registry import KEEP_BACKUPS
-from ftk.reliability.ledger import record
+from reliability_ledger import record
 from rkit import FTK
 
 

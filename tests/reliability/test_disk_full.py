@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 from conftest import HOME, clean_env
-from ftk.reliability.ledger import record
+from reliability_ledger import record
 from rkit import random_adapter
 
 

@@ -15,7 +15,7 @@ import time
 import httpx
 import psutil
 import pytest
-from ftk.reliability.ledger import record
+from reliability_ledger import record
 from rkit import integration_helpers, random_adapter
 
 integration_helpers()

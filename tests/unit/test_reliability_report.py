@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from ftk.reliability import report
-from ftk.reliability.ledger import read, record
+import reliability_report as report
+from reliability_ledger import read, record
 
 
 def _ledger(tmp_path: Path, *rows: tuple) -> Path:

@@ -1,6 +1,6 @@
 """Sum up a reliability ledger: a table per area and one line of figures; exit 1 on any bad outcome.
 
-python -m ftk.reliability.report [LEDGER]
+python tests/reliability_report.py [LEDGER]
 """
 
 from __future__ import annotations
@@ -10,10 +10,9 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from reliability_ledger import AREAS, BAD, default_path, read
 from rich.console import Console
 from rich.table import Table
-
-from ftk.reliability.ledger import AREAS, BAD, default_path, read
 
 
 def figures(rows: list[dict[str, Any]]) -> dict[str, int]:

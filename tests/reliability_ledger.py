@@ -9,14 +9,14 @@ import os
 from pathlib import Path
 from typing import Any
 
+from ftk import paths
+
 AREAS = ("input", "fault", "load", "security")
 GOOD = {"clear_error", "works", "recovered", "completed", "refused", "passed"}
 BAD = {"traceback", "unclear", "damaged", "not_recovered", "lost", "failed"}
 
 
 def default_path() -> Path:
-    from ftk import paths
-
     env = os.environ.get("FTK_RELIABILITY_LEDGER")
     return Path(env) if env else paths.project_home() / "runs" / "reliability" / "ledger.jsonl"
 
