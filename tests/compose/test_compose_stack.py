@@ -146,8 +146,10 @@ def curl_ok(url: str, ca: Path, key: str) -> bool:
 def test_ftk_smoke_passes_through_the_gateway(serving: Stack):
     r = serving.ftk_on_host("smoke", "--json")
     assert r.returncode == 0, r.stdout + r.stderr
-    checks = json.loads(r.stdout)
-    assert checks and all(c["ok"] for c in checks), checks
+    report = json.loads(r.stdout)
+    assert report["ok"] and report["checks"], report
+    assert report["base_url"] == serving.gateway_url(), "the smoke test must go through the published gateway"
+    assert any(ADAPTER in c["name"] and c["ok"] for c in report["checks"]), "the adapter is proved live"
 
 
 def test_prometheus_scrapes_vllm_on_the_internal_network(monitoring: Stack):
