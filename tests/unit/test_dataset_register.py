@@ -103,12 +103,12 @@ def test_file_outside_the_dataset_dir_gets_an_absolute_file_name(dsdir, tmp_path
 
 
 def test_invalid_data_is_refused_with_its_problems(dsdir):
-    (dsdir / "bad.jsonl").write_text('{"instruction": "a", "output": ""}\n')
+    (dsdir / "bad.jsonl").write_text('{"instruction": "a", "output": 3}\n')
     (dsdir / "dataset_info.json").write_text(json.dumps({"other": OTHER}))
     before = (dsdir / "dataset_info.json").read_bytes()
     r = reg(dsdir, "bad.jsonl", "bad")
     assert r.returncode == 1
-    assert f"{dsdir / 'bad.jsonl'}:1: sample 1: output: empty answer" in r.stdout
+    assert f"{dsdir / 'bad.jsonl'}:1: sample 1: output: is a number, not a string" in r.stdout
     assert "refusing to register 'bad'" in r.stderr
     assert (dsdir / "dataset_info.json").read_bytes() == before
     assert not list(dsdir.glob("dataset_info.json.bak.*"))

@@ -63,7 +63,7 @@ class Settings(BaseSettings):
 
     # --- dataset -------------------------------------------------------------------------------------
     dataset_dir: Path = Path("data")  # holds LLaMA-Factory's dataset_info.json
-    media_root: Path = Path("data")  # images/videos must live under this folder
+    media_root: Path = Path("")  # media paths are relative to it; empty: DATASET_DIR (LLaMA-Factory's media_dir)
     assistant_name: str = "Ferret"  # filled into the identity data set at registration
     assistant_author: str = "the ftk team"
 
@@ -238,6 +238,12 @@ class Settings(BaseSettings):
         from ftk.download.layout import cached_model_dir  # also finds folders ModelScope's own tools made
 
         return cached_model_dir(self.path("modelscope_cache"), self.model_id, self.model_revision)
+
+    def resolved_media_root(self, dataset_dir: Path | None = None) -> Path:
+        """MEDIA_ROOT, else the dataset dir, as LLaMA-Factory's `media_dir` defaults to `dataset_dir`."""
+        if str(self.media_root) not in ("", "."):
+            return self.path("media_root")
+        return dataset_dir or self.path("dataset_dir")
 
     @property
     def run_dir(self) -> Path:

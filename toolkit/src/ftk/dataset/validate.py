@@ -8,14 +8,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ftk.dataset.dedup import SpillingDuplicateIndex, fingerprint
-from ftk.dataset.formats import Format, Layout
+from ftk.dataset.formats import KIND_HELP, STAGE_KINDS, Format, Layout
 from ftk.dataset.media import MediaChecker
-from ftk.dataset.problems import Problem, ProblemSink
-from ftk.dataset.readers import ParseIssue, iter_samples, sniff
+from ftk.dataset.problems import WARNING_KINDS, Problem, ProblemSink
+from ftk.dataset.readers import ParseIssue, iter_samples, iter_text_lines, sniff
 from ftk.dataset.tokens import TokenCounter
 from ftk.dataset.validators import SampleValidator
 
-EXTENSIONS = (".json", ".jsonl")
+EXTENSIONS = (".json", ".jsonl", ".txt")  # .txt: one pre-training text per line, as LLaMA-Factory reads it
+UNCHECKED = (".csv", ".parquet", ".arrow")  # LLaMA-Factory reads these too; the validator does not
 PROGRESS_EVERY = 4096
 DUPLICATE_FIX = "remove the copy (duplicates over-weight a sample in training)"
 
@@ -28,6 +29,8 @@ class Options:
     cutoff_len: int = 0
     progress: Callable[[str, int], None] | None = None  # (file, samples so far)
     dedup_memory_samples: int = 1 << 16  # distinct samples the duplicate index holds in memory before spilling
+    strict: bool = False  # quality findings (duplicates, long samples, empty text) are errors too
+    stage: str | None = None  # LLaMA-Factory stage the data must fit (sft, pt, dpo, rm, kto)
 
 
 @dataclass
@@ -35,7 +38,8 @@ class FileReport:
     file: str
     format: str = "?"
     samples: int = 0
-    problems: Counter[str] = field(default_factory=Counter)
+    problems: Counter[str] = field(default_factory=Counter)  # errors by kind
+    warnings: Counter[str] = field(default_factory=Counter)  # quality findings by kind
     layout: Layout | None = None
     dedup_bytes: int = 0
 
@@ -47,6 +51,10 @@ class FileReport:
     def total(self) -> int:
         return sum(self.problems.values())
 
+    @property
+    def kind(self) -> str:
+        return self.layout.kind if self.layout else "?"
+
 
 def validate_file(
     path: Path, opts: Options, sink: ProblemSink, layout: Layout | None = None, shown: str | None = None
@@ -56,10 +64,22 @@ def validate_file(
     report = FileReport(name)
 
     def add(line: int, sample: int, fld: str, kind: str, message: str, fix: str) -> None:
-        report.problems[kind] += 1
-        sink.add(Problem(name, line, sample, fld, kind, message, fix))
+        severity = "warning" if kind in WARNING_KINDS and not opts.strict else "error"
+        (report.warnings if severity == "warning" else report.problems)[kind] += 1
+        sink.add(Problem(name, line, sample, fld, kind, message, fix, severity))
 
-    if path.suffix.lower() not in EXTENSIONS:
+    suffix = path.suffix.lower()
+    if suffix in UNCHECKED:
+        add(
+            1,
+            0,
+            "file",
+            "unchecked",
+            f"LLaMA-Factory reads '{suffix}' files, but ftk validates only JSON, JSON lines and text",
+            "convert it to JSON lines to have it checked",
+        )
+        return report
+    if suffix not in EXTENSIONS:
         add(
             1,
             0,
@@ -89,10 +109,13 @@ def validate_file(
         )
         return report
 
+    if suffix == ".txt" and layout is None:
+        layout = Layout(format="alpaca", prompt="text", query=None, response=None)
     validator = SampleValidator(layout, opts.format, MediaChecker(opts.media_root))
+    records = iter_text_lines(path) if suffix == ".txt" else iter_samples(path)
     with SpillingDuplicateIndex(opts.dedup_memory_samples) as dups:
         tokens, cutoff, progress = opts.tokens, opts.cutoff_len, opts.progress
-        for rec in iter_samples(path):
+        for rec in records:
             report.samples = rec.index or report.samples
             if isinstance(rec, ParseIssue):
                 where = f"line {rec.line} column {rec.column}" if rec.column else f"line {rec.line}"
@@ -126,6 +149,20 @@ def validate_file(
                 progress(name, index)
         report.layout = validator.layout
         report.format = report.layout.format if report.layout else "?"
+        if report.layout and opts.stage:
+            _check_stage(report.layout, opts.stage, add)
+        if report.layout and report.layout.fixed and report.samples:
+            for col in report.layout.columns():
+                if col not in report.layout.seen:
+                    add(
+                        1,
+                        0,
+                        col,
+                        "column",
+                        f"the dataset_info.json entry maps column '{col}', but no sample has it; LLaMA-Factory "
+                        f"stops with KeyError: '{col}'",
+                        f"add '{col}' to the samples, or remove it from the entry's columns",
+                    )
         for line, index, earlier in dups.spilled_duplicates():
             add(line, index, "sample", "duplicate", f"same content as sample {earlier}", DUPLICATE_FIX)
         report.dedup_bytes = dups.nbytes
@@ -139,3 +176,19 @@ def validate_file(
             "add samples (a JSON array of objects, or one object per line)",
         )
     return report
+
+
+def _check_stage(layout: Layout, stage: str, add: Callable[[int, int, str, str, str, str], None]) -> None:
+    """LLaMA-Factory refuses ranking data outside dpo/rm and drops every sample of a kind its stage cannot use."""
+    need = STAGE_KINDS.get(stage)
+    if need is None or layout.kind == need:
+        return
+    add(
+        1,
+        0,
+        "file",
+        "stage",
+        f"holds {layout.kind} data ({KIND_HELP[layout.kind]}), but stage '{stage}' trains on {need} data "
+        f"({KIND_HELP[need]})",
+        f"use a {need} data set for this stage, or a recipe whose stage fits this data",
+    )

@@ -1,0 +1,106 @@
+"""The validator agrees with LLaMA-Factory's own data loader, case by case (issue 15, point 1).
+
+Every case of `lf_corpus` (one per format and defect, written by the project) goes through LLaMA-Factory 0.9.5's
+`get_dataset` in the train venv (one subprocess for the whole corpus: `ftk.dataset.lf_oracle`) and through
+`ftk dataset validate`'s code with the same dataset_info.json entry and stage. LLaMA-Factory must do what the
+case says it does (so the corpus stays true when LLaMA-Factory changes), and the validator must call exactly the
+cases LLaMA-Factory trains on as they are valid. The good files are also registered by `ftk dataset register`
+(entry inferred from the file alone), and LLaMA-Factory must train on every sample through those entries.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from conftest import HOME, clean_env, venv_bin
+from ftk.dataset.formats import layout_from_entry
+from ftk.dataset.problems import ProblemSink
+from ftk.dataset.register import register
+from ftk.dataset.validate import Options, validate_file
+from lf_corpus import CASES, write_corpus
+
+MODEL = HOME / "models" / "SmolLM2-135M-Instruct"
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict, dict]:
+    folder = tmp_path_factory.mktemp("corpus")
+    entries = write_corpus(folder)
+    registered = folder / "registered"
+    registered.mkdir()
+    cases = [
+        {"name": c.name, "dataset_dir": str(folder), "stage": c.stage, "model": str(MODEL), "cutoff_len": 256}
+        for c in CASES
+    ]
+    for c in CASES:
+        if c.expect == "trained":
+            copy = registered / entries[c.name]["file_name"]
+            shutil.copy(folder / entries[c.name]["file_name"], copy)
+            reg = register(copy, c.name, registered, registered, False, ProblemSink(3), ("Ferret", "ftk"))
+            assert reg.valid and reg.outcome == "added", (c.name, reg.reports[-1].problems)
+            cases.append({**cases[CASES.index(c)], "dataset_dir": str(registered), "registered": True})
+    spec, out = folder / "cases.json", folder / "lf.json"
+    spec.write_text(json.dumps(cases), encoding="utf-8")
+    env = clean_env(HF_DATASETS_CACHE=str(folder / ".hf-cache"), HF_HUB_OFFLINE="1")
+    python = venv_bin("train", "python")
+    proc = subprocess.run(
+        [str(python), "-m", "ftk.dataset.lf_oracle", str(spec), "--out", str(out)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    results = json.loads(out.read_text(encoding="utf-8"))
+    lf = {r["name"]: r for r, c in zip(results, cases, strict=True) if not c.get("registered")}
+    lf_registered = {r["name"]: r for r, c in zip(results, cases, strict=True) if c.get("registered")}
+    return folder, entries, lf, lf_registered
+
+
+def test_validator_agrees_with_llamafactory_on_every_case(corpus: tuple[Path, dict, dict, dict]) -> None:
+    folder, entries, lf, _ = corpus
+    wrong = []
+    for case in CASES:
+        result = lf[case.name]
+        lf_trains = result["outcome"] == "trained"
+        if lf_trains != (case.expect in ("trained", "misread")):
+            wrong.append(
+                f"{case.name}: LLaMA-Factory {result['outcome']} ({result.get('error', '')}), "
+                f"the corpus says {case.expect}"
+            )
+        sink = ProblemSink(3)
+        entry = entries[case.name]
+        report = validate_file(
+            folder / entry["file_name"],
+            Options(media_root=folder, stage=case.stage),
+            sink,
+            layout=layout_from_entry(entry),
+        )
+        if report.valid != (case.expect == "trained"):
+            said = "; ".join(p.render() for p in sink.kept if p.severity == "error") or "valid"
+            wrong.append(f"{case.name}: LLaMA-Factory {result['outcome']}, the validator says {said}")
+    assert not wrong, "\n".join(wrong)
+
+
+def test_registered_entries_train_every_sample(corpus: tuple[Path, dict, dict, dict]) -> None:
+    folder, _, _, lf_registered = corpus
+    info = json.loads((folder / "registered" / "dataset_info.json").read_text(encoding="utf-8"))
+    assert set(lf_registered) == {c.name for c in CASES if c.expect == "trained"}
+    wrong = [
+        f"{n}: {r['outcome']} {r.get('error', '')} with {info[n]}"
+        for n, r in lf_registered.items()
+        if r["outcome"] != "trained"
+    ]
+    assert not wrong, "\n".join(wrong)
+
+
+def test_every_kind_of_data_is_in_the_corpus() -> None:
+    stages = {c.stage for c in CASES}
+    assert {"sft", "dpo", "kto", "pt"} <= stages
+    for expect in ("trained", "refused", "misread"):
+        assert any(c.expect == expect for c in CASES)
