@@ -476,3 +476,44 @@ def test_project_data_sets_validate(tmp_path):
         "messages": "messages",
         "images": "images",
     }
+
+
+def test_truncated_jpeg_is_an_error_at_its_line(tmp_path):
+    """Pillow's verify() passes a truncated JPEG; training then stops with "image file is truncated"."""
+    from PIL import Image
+
+    Image.new("RGB", (64, 64), "red").save(tmp_path / "whole.jpg", quality=90)
+    data = (tmp_path / "whole.jpg").read_bytes()
+    (tmp_path / "cut.jpg").write_bytes(data[: len(data) // 2])
+    f = tmp_path / "mm.jsonl"
+    rows = [
+        {
+            "messages": [{"role": "user", "content": "<image>Colour?"}, {"role": "assistant", "content": "Red."}],
+            "images": [name],
+        }
+        for name in ("whole.jpg", "cut.jpg")
+    ]
+    f.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    r = run_ftk("dataset", "validate", str(f), "--media-root", str(tmp_path))
+    assert r.returncode == 1
+    assert f"{f}:2: sample 2: images[0]: 'cut.jpg' cannot be decoded" in r.stdout
+    assert f"{f}:1:" not in r.stdout
+
+
+def test_token_lengths_are_counted_in_batches_in_file_order(tmp_path):
+    from tokenizers import Tokenizer, models, pre_tokenizers
+
+    tok = Tokenizer(models.WordLevel({"[UNK]": 0, "a": 1}, unk_token="[UNK]"))
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    tok.save(str(tmp_path / "tokenizer.json"))
+    f = tmp_path / "many.jsonl"
+    long_rows = {5, 2500, 4999}  # across several encode_batch calls
+    f.write_text(
+        "".join(
+            json.dumps({"instruction": "a " * (200 if i in long_rows else 1) + str(i), "output": "a"}) + "\n"
+            for i in range(1, 5001)
+        )
+    )
+    r = run_ftk("dataset", "validate", str(f), "--tokenizer", str(tmp_path), "--cutoff-len", "100", "--json")
+    report = json.loads(r.stdout)
+    assert [p["sample"] for p in report["problems"] if p["kind"] == "length"] == sorted(long_rows)

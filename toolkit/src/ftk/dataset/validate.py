@@ -18,6 +18,7 @@ from ftk.dataset.validators import SampleValidator
 EXTENSIONS = (".json", ".jsonl", ".txt")  # .txt: one pre-training text per line, as LLaMA-Factory reads it
 UNCHECKED = (".csv", ".parquet", ".arrow")  # LLaMA-Factory reads these too; the validator does not
 PROGRESS_EVERY = 4096
+TOKEN_BATCH = 2048  # samples rendered, then token-counted in one parallel encode_batch call
 DUPLICATE_FIX = "remove the copy (duplicates over-weight a sample in training)"
 
 
@@ -113,8 +114,25 @@ def validate_file(
         layout = Layout(format="alpaca", prompt="text", query=None, response=None)
     validator = SampleValidator(layout, opts.format, MediaChecker(opts.media_root))
     records = iter_text_lines(path) if suffix == ".txt" else iter_samples(path)
+    pending: list[tuple[int, int, str]] = []  # (line, sample, rendered text) waiting for the token counter
+
+    def count_pending() -> None:
+        if tokens is None or not pending:
+            return
+        for (line, index, _), n in zip(pending, tokens.count_batch([t for _, _, t in pending]), strict=True):
+            if n > cutoff:
+                add(
+                    line,
+                    index,
+                    "sample",
+                    "length",
+                    f"{n} tokens (ChatML-formatted) > --cutoff-len {cutoff}",
+                    "shorten or split the sample, or raise --cutoff-len (LLaMA-Factory cuts the rest off)",
+                )
+        pending.clear()
+
+    tokens, cutoff, progress = opts.tokens, opts.cutoff_len, opts.progress
     with SpillingDuplicateIndex(opts.dedup_memory_samples) as dups:
-        tokens, cutoff, progress = opts.tokens, opts.cutoff_len, opts.progress
         for rec in records:
             report.samples = rec.index or report.samples
             if isinstance(rec, ParseIssue):
@@ -137,16 +155,12 @@ def validate_file(
                 if earlier:
                     emit("sample", "duplicate", f"same content as sample {earlier}", DUPLICATE_FIX)
             if tokens is not None and turns is not None:
-                n = tokens.count(*turns)
-                if n > cutoff:
-                    emit(
-                        "sample",
-                        "length",
-                        f"{n} tokens (ChatML-formatted) > --cutoff-len {cutoff}",
-                        "shorten or split the sample, or raise --cutoff-len (LLaMA-Factory cuts the rest off)",
-                    )
+                pending.append((line, index, tokens.render(*turns)))
+                if len(pending) >= TOKEN_BATCH:
+                    count_pending()
             if progress is not None and index % PROGRESS_EVERY == 0:
                 progress(name, index)
+        count_pending()
         report.layout = validator.layout
         report.format = report.layout.format if report.layout else "?"
         if report.layout and opts.stage:
