@@ -227,15 +227,21 @@ def test_project_data_sets_register_and_list(tmp_path):
     media.mkdir()
     r = run_ftk("dataset", "init", "--dataset-dir", str(tmp_path), "--media-root", str(media))
     assert r.returncode == 0, r.stdout + r.stderr
-    assert set(info(tmp_path)) == {"identity", "instructions", "shapes"}
+    assert set(info(tmp_path)) == {"identity", "instructions", "shapes", "preferences", "feedback"}
     assert len(list((media / "generated" / "shapes").glob("*.png"))) == 24
     r = run_ftk("dataset", "list", "--dataset-dir", str(tmp_path), "--media-root", str(media))
     assert r.returncode == 0, r.stdout + r.stderr
-    for name, samples in (("identity", 45), ("instructions", 52), ("shapes", 72)):
+    for name, samples in (
+        ("identity", 45),
+        ("instructions", 52),
+        ("shapes", 72),
+        ("preferences", 24),
+        ("feedback", 48),
+    ):
         row = next(x for x in r.stdout.splitlines() if f" {name} " in x)
         assert f" {samples} " in row and "valid" in row
     again = run_ftk("dataset", "init", "--dataset-dir", str(tmp_path), "--media-root", str(media))
-    assert again.returncode == 0 and again.stdout.count("unchanged") == 3
+    assert again.returncode == 0 and again.stdout.count("unchanged") == 5
 
 
 def test_list_flags_entries_that_no_longer_validate(dsdir):

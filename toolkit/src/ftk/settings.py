@@ -34,6 +34,8 @@ RECIPE_DEFAULTED = (
     "image_max_pixels",
     "video_max_pixels",
     "quantization_bit",
+    "pref_beta",
+    "pref_loss",
 )
 
 
@@ -84,6 +86,10 @@ class Settings(BaseSettings):
     image_max_pixels: PositiveInt | None = None
     video_max_pixels: PositiveInt | None = None
     quantization_bit: NonNegInt | None = None  # 4 or 8 for QLoRA; 0 for plain LoRA; empty: the recipe's
+    # Preference stages (configs/train/*_dpo*, *_orpo*, *_kto*): the SFT adapter they go on training, and their loss.
+    sft_adapter_path: Path = Path("")  # empty: a new adapter on MODEL_ID (which may be a merged SFT model)
+    pref_beta: Annotated[float, Field(gt=0)] | None = None  # DPO/ORPO/KTO beta; empty: the recipe's
+    pref_loss: Literal["sigmoid", "hinge", "ipo", "kto_pair", "orpo", "simpo"] | None = None  # empty: recipe's
     train_gpus: NonNegInt = 0  # GPUs the training needs; 0 trains on CPU
     train_min_free_mb: NonNegInt = 1024  # free disk (MiB) the train stage needs under RUNS_DIR
     force_torchrun: bool = False

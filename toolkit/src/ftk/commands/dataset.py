@@ -25,6 +25,8 @@ PROJECT_SETS = (
     ("identity", "identity.json"),
     ("instructions", "instructions.jsonl"),
     ("shapes", "shapes.jsonl"),
+    ("preferences", "preferences.json"),
+    ("feedback", "feedback.json"),
 )
 
 
@@ -305,7 +307,7 @@ def init_cmd(
     media_root: Path = typer.Option(None, "--media-root", help="\\[default: MEDIA_ROOT]"),
     force: bool = typer.Option(False, "--force", help="replace different entries of the same names"),
 ) -> None:
-    """Register the project's data sets (identity, instructions, shapes) from data/; re-running is a no-op."""
+    """Register the project's data sets (identity, instructions, shapes, preferences, ...); a no-op when re-run."""
     ds, media = _dirs(dataset_dir, media_root, create=True)
     data = paths.project_home() / "data"
     for name, file in PROJECT_SETS:

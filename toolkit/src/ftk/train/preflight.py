@@ -17,6 +17,7 @@ from typing import Any
 
 from ftk import paths
 from ftk.console import UserError
+from ftk.merge import base_check
 from ftk.settings import Settings
 from ftk.train import lf_keys
 from ftk.train.recipe import Rendered
@@ -180,6 +181,18 @@ def dataset_files(dataset_dir: Path, names: list[str]) -> dict[str, list[Path]]:
     return out
 
 
+def check_start_adapter(r: Rendered, model_dir: Path) -> str:
+    """A preference stage on top of an SFT adapter: the adapter must exist and be trained on this base."""
+    adapter = paths.resolve(str(r.config["adapter_name_or_path"]))
+    if not (adapter / "adapter_config.json").is_file():
+        raise UserError(
+            f"{r.source('adapter_name_or_path')}: {adapter} holds no adapter_config.json; train the SFT adapter "
+            "first (scripts/train.sh with an SFT recipe) or empty SFT_ADAPTER_PATH"
+        )
+    notes = base_check.check(adapter, model_dir)
+    return f"{adapter} (goes on training it; {'; '.join(notes) or 'made for this base'})"
+
+
 def media_dir(r: Rendered, s: Settings, dataset_dir: Path) -> Path:
     """The folder training resolves media paths against (`media_dir`, default the dataset dir); MEDIA_ROOT must
     agree with it, or validation and training would read different files."""
@@ -236,6 +249,8 @@ def run(r: Rendered, s: Settings, state: OutputState, validate_data: bool = True
         validate_datasets(dataset_dir, files, media_dir(r, s, dataset_dir), stage if stage in STAGES else None)
     report.ok("data sets", ", ".join(f"{n} ({sum(f.stat().st_size for f in fs)} bytes)" for n, fs in files.items()))
     report.ok("template", check_template(r, config, model_dir))
+    if r.config.get("adapter_name_or_path"):
+        report.ok("start adapter", check_start_adapter(r, model_dir))
     if state.kind == "resume":
         report.ok("output", f"resuming from {state.checkpoint}")
     else:
