@@ -3,7 +3,7 @@ SHELL := /bin/bash
 .SHELLFLAGS := -Eeuo pipefail -c
 VENV := .venvs/toolkit/bin
 
-.PHONY: help setup test lint unit shell-test demo down bench reliability clean
+.PHONY: help setup test lint unit shell-test demo down bench eval reliability clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -25,6 +25,9 @@ down: ## stop every process `make demo` started
 
 bench: setup ## benchmarks that print figures
 	@scripts/bench.sh
+
+eval: setup ## score the endpoints of EVAL_ENDPOINTS on the held-out set; exit 1 on drift or regression
+	@scripts/eval.sh
 
 reliability: setup ## bad-input matrix, fault injection, load and security, soak included; ends with a table of figures
 	@scripts/reliability.sh

@@ -166,6 +166,21 @@ class Settings(BaseSettings):
     smoke_expect: str = ""  # phrase the adapter's answer to the probe must contain; empty: ASSISTANT_NAME
     smoke_timeout: PositiveInt = 60
 
+    # --- eval ----------------------------------------------------------------------------------------
+    eval_set: Path = Path("data/eval_heldout.json")  # held-out samples (alpaca rows or preference pairs)
+    eval_endpoints: str = ""  # NAME=MODEL[@URL] list; empty: base=SERVED_MODEL_NAME and each LORA_MODULES name
+    eval_base_url: str = ""  # URL of endpoints given without one; empty: SMOKE_BASE_URL's default (the gateway)
+    eval_api_key_file: Path = Path("")  # empty: the smoke test's key (SMOKE_API_KEY_FILE, else API_KEYS_FILE)
+    eval_release: str = ""  # endpoint that serves the current release (regressions are measured against it)
+    eval_candidate: str = ""  # endpoint to promote; empty: no regression gate
+    eval_drift: str = ""  # MERGED:ADAPTER endpoint pairs whose answers must agree (merge drift)
+    eval_gate_metrics: str = "contains,chrf"  # metrics the regression gate compares
+    eval_max_regression: Annotated[float, Field(ge=0, le=1)] = 0.05  # largest allowed drop of a gated metric
+    eval_max_drift: Annotated[float, Field(ge=0, le=1)] = 0.0  # largest share of merged answers != adapter's
+    eval_max_length: PositiveInt = 48
+    eval_judge: str = ""  # NAME=MODEL[@URL] of a judge model (optional score 0-10 per answer); empty: none
+    eval_report_dir: Path = Path("runs/eval")  # report.json and scores.png of the last run
+
     # --- compose -------------------------------------------------------------------------------------
     # Read by compose.yaml only (GPU hosts); listed here so `ftk env check` validates them too. With compose,
     # GATEWAY_BIND, PROMETHEUS_BIND and GRAFANA_BIND are the host addresses the ports are published on.
