@@ -286,3 +286,41 @@ def write_corpus(folder: Path, cases: list[Case] = CASES) -> dict[str, dict[str,
     entries = {c.name: c.write(folder) for c in cases}
     (folder / "dataset_info.json").write_text(json.dumps(entries, indent=2), encoding="utf-8")
     return entries
+
+
+# --- images: run with a vision-language model and template (the tiny Qwen2-VL of `ftk tiny-vl build`) ---
+MM_TAGS = {"formatting": "sharegpt", "columns": {"messages": "messages", "images": "images"}, "tags": OPENAI_TAGS}
+
+
+def mm(image: str, text: str = "<image>What colour is it?") -> dict[str, Any]:
+    msgs = sg(("user", text), ("assistant", "Red."), tag=("role", "content"))
+    return {"messages": msgs, "images": [image]}
+
+
+MM_CASES: list[Case] = [
+    Case("mm_good", "trained", [mm("img/red.jpg"), mm("img/red.png", "Colour? <image>")], MM_TAGS),
+    Case("mm_placeholder_missing", "refused", [mm("img/red.jpg", "What colour is it?"), mm("img/red.jpg")], MM_TAGS),
+    Case("mm_missing_file", "refused", [mm("img/nope.jpg"), mm("img/red.jpg")], MM_TAGS),
+    Case("mm_truncated_jpeg", "refused", [mm("img/cut.jpg"), mm("img/red.jpg")], MM_TAGS),
+    Case("mm_not_an_image", "refused", [mm("img/notimage.jpg"), mm("img/red.jpg")], MM_TAGS),
+    Case(
+        "mm_images_unmapped",
+        "refused",
+        [mm("img/red.jpg")],
+        SG | {"columns": {"messages": "messages"}, "tags": OPENAI_TAGS},
+    ),
+]
+
+
+def write_media(folder: Path) -> None:
+    """The images the multimodal cases name: whole ones, a truncated JPEG, a file that is not an image."""
+    from PIL import Image  # Pillow is in every venv that runs this corpus; only the media cases need it
+
+    (folder / "img").mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", (64, 64), "red").save(folder / "img" / "red.jpg", quality=90)
+    Image.new("RGB", (64, 64), "red").save(folder / "img" / "red.png")
+    # a detailed image cut at 90%: its headers are whole, so Pillow's verify() passes it; decoding fails
+    Image.effect_noise((256, 256), 64).convert("RGB").save(folder / "img" / "noise.jpg", quality=90)
+    whole = (folder / "img" / "noise.jpg").read_bytes()
+    (folder / "img" / "cut.jpg").write_bytes(whole[: len(whole) * 9 // 10])
+    (folder / "img" / "notimage.jpg").write_bytes(b"not an image\n")

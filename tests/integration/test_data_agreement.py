@@ -4,8 +4,10 @@ Every case of `lf_corpus` (one per format and defect, written by the project) go
 `get_dataset` in the train venv (one subprocess for the whole corpus: `ftk.dataset.lf_oracle`) and through
 `ftk dataset validate`'s code with the same dataset_info.json entry and stage. LLaMA-Factory must do what the
 case says it does (so the corpus stays true when LLaMA-Factory changes), and the validator must call exactly the
-cases LLaMA-Factory trains on as they are valid. The good files are also registered by `ftk dataset register`
-(entry inferred from the file alone), and LLaMA-Factory must train on every sample through those entries.
+cases LLaMA-Factory trains on as they are valid. The image cases run with a tiny random Qwen2-VL (`ftk tiny-vl
+build`) and its template, whose processor decodes every image as training does. The good text files are also
+registered by `ftk dataset register` (entry inferred from the file alone), and LLaMA-Factory must train on every
+sample through those entries.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from ftk.dataset.formats import layout_from_entry
 from ftk.dataset.problems import ProblemSink
 from ftk.dataset.register import register
 from ftk.dataset.validate import Options, validate_file
-from lf_corpus import CASES, write_corpus
+from lf_corpus import CASES, MM_CASES, write_corpus, write_media
 
 MODEL = HOME / "models" / "SmolLM2-135M-Instruct"
 
@@ -30,11 +32,21 @@ MODEL = HOME / "models" / "SmolLM2-135M-Instruct"
 def corpus(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict, dict]:
     folder = tmp_path_factory.mktemp("corpus")
     entries = write_corpus(folder)
+    media = folder / "mm"
+    entries |= write_corpus(media, MM_CASES)
+    write_media(media)
+    tiny = folder / "tiny-qwen2vl"
+    build = [str(venv_bin("train", "python")), "-m", "ftk", "tiny-vl", "build", str(tiny), "--arch", "qwen2vl"]
+    subprocess.run(build, capture_output=True, text=True, env=clean_env(), timeout=300, check=True)
     registered = folder / "registered"
     registered.mkdir()
     cases = [
         {"name": c.name, "dataset_dir": str(folder), "stage": c.stage, "model": str(MODEL), "cutoff_len": 256}
         for c in CASES
+    ]
+    cases += [
+        {"name": c.name, "dataset_dir": str(media), "stage": c.stage, "model": str(tiny), "template": "qwen2_vl"}
+        for c in MM_CASES
     ]
     for c in CASES:
         if c.expect == "trained":
@@ -62,10 +74,14 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict, dict]:
     return folder, entries, lf, lf_registered
 
 
+def case_folder(folder: Path, case_name: str) -> Path:
+    return folder / "mm" if any(c.name == case_name for c in MM_CASES) else folder
+
+
 def test_validator_agrees_with_llamafactory_on_every_case(corpus: tuple[Path, dict, dict, dict]) -> None:
     folder, entries, lf, _ = corpus
     wrong = []
-    for case in CASES:
+    for case in CASES + MM_CASES:
         result = lf[case.name]
         lf_trains = result["outcome"] == "trained"
         if lf_trains != (case.expect in ("trained", "misread")):
@@ -75,9 +91,10 @@ def test_validator_agrees_with_llamafactory_on_every_case(corpus: tuple[Path, di
             )
         sink = ProblemSink(3)
         entry = entries[case.name]
+        where = case_folder(folder, case.name)
         report = validate_file(
-            folder / entry["file_name"],
-            Options(media_root=folder, stage=case.stage),
+            where / entry["file_name"],
+            Options(media_root=where, stage=case.stage),
             sink,
             layout=layout_from_entry(entry),
         )
@@ -100,6 +117,7 @@ def test_registered_entries_train_every_sample(corpus: tuple[Path, dict, dict, d
 
 
 def test_every_kind_of_data_is_in_the_corpus() -> None:
+    assert not {c.name for c in CASES} & {c.name for c in MM_CASES}
     stages = {c.stage for c in CASES}
     assert {"sft", "dpo", "kto", "pt"} <= stages
     for expect in ("trained", "refused", "misread"):
