@@ -13,6 +13,7 @@ sample through those entries.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -122,3 +123,47 @@ def test_every_kind_of_data_is_in_the_corpus() -> None:
     assert {"sft", "dpo", "kto", "pt"} <= stages
     for expect in ("trained", "refused", "misread"):
         assert any(c.expect == expect for c in CASES)
+
+
+# LLaMA-Factory's own demo sets (its repository's data/ folder, which stays out of this repository): set
+# FTK_LF_DATA to a checkout's data/ folder to check them the same way (text sets; stage from their entries).
+LF_DEMO_SETS = {
+    "identity": "sft",
+    "alpaca_en_demo": "sft",
+    "alpaca_zh_demo": "sft",
+    "glaive_toolcall_en_demo": "sft",
+    "glaive_toolcall_zh_demo": "sft",
+    "dpo_en_demo": "dpo",
+    "dpo_zh_demo": "dpo",
+    "kto_en_demo": "kto",
+    "c4_demo": "pt",
+    "wiki_demo": "pt",
+}
+
+
+@pytest.mark.skipif(not os.environ.get("FTK_LF_DATA"), reason="FTK_LF_DATA (LLaMA-Factory's data/ folder) not set")
+def test_llamafactory_demo_sets_are_valid_and_train(tmp_path: Path) -> None:
+    folder = Path(os.environ["FTK_LF_DATA"])
+    info = json.loads((folder / "dataset_info.json").read_text(encoding="utf-8"))
+    cases = [
+        {"name": n, "dataset_dir": str(folder), "stage": st, "model": str(MODEL)} for n, st in LF_DEMO_SETS.items()
+    ]
+    (tmp_path / "cases.json").write_text(json.dumps(cases), encoding="utf-8")
+    env = clean_env(HF_DATASETS_CACHE=str(tmp_path / ".hf-cache"), HF_HUB_OFFLINE="1")
+    cmd = [str(venv_bin("train", "python")), "-m", "ftk.dataset.lf_oracle", str(tmp_path / "cases.json")]
+    proc = subprocess.run(
+        [*cmd, "--out", str(tmp_path / "lf.json")], capture_output=True, text=True, env=env, timeout=900, check=False
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    wrong = []
+    for r in json.loads((tmp_path / "lf.json").read_text(encoding="utf-8")):
+        entry = info[r["name"]]
+        report = validate_file(
+            folder / entry["file_name"],
+            Options(media_root=folder, stage=LF_DEMO_SETS[r["name"]]),
+            ProblemSink(3),
+            layout=layout_from_entry(entry),
+        )
+        if not report.valid or r["outcome"] != "trained":
+            wrong.append(f"{r['name']}: validator valid={report.valid} {dict(report.problems)}, LLaMA-Factory {r}")
+    assert not wrong, "\n".join(wrong)

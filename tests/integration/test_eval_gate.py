@@ -77,11 +77,14 @@ def test_gate_passes_when_the_candidate_answers_like_the_release(server: Vllm, t
         "candidate",
         "--drift",
         "candidate:release",
+        "--judge",
+        "judge=base",  # the served model grades the answers through the same API (scores not asserted)
     )
     assert r.returncode == 0, r.stdout + r.stderr
     assert "merge drift candidate vs release: 0% of the answers differ" in r.stdout
     report = json.loads((tmp_path / "report.json").read_text())
     assert report["gate"]["passed"] is True and report["gate"]["drift"] == {"candidate vs release": 0.0}
+    assert 0.0 <= report["summary"]["candidate"]["judge"] <= 1.0
     answers = report["samples"][0]["answers"]
     assert answers["release"] == answers["candidate"] and answers["release"]
 
