@@ -23,15 +23,15 @@ san_list() {
 	while read -r item; do
 		[[ -n "$item" ]] && names+=("DNS:$item")
 	done < <({
-		split_list "${CERT_HOSTNAMES:-localhost}"
-		split_list "${GATEWAY_SERVER_NAME:-localhost}"
+		split_list "$CERT_HOSTNAMES"
+		split_list "$GATEWAY_SERVER_NAME"
 	} | awk '!seen[$0]++')
 	while read -r item; do
 		[[ -z "$item" ]] && continue
 		[[ "$item" =~ ^[0-9.]+$ || "$item" == *:* ]] ||
 			die "CERT_IPS: '$item' is not an IP address; put host names in CERT_HOSTNAMES"
 		names+=("IP:$item")
-	done < <(split_list "${CERT_IPS:-127.0.0.1}" | awk '!seen[$0]++')
+	done < <(split_list "$CERT_IPS" | awk '!seen[$0]++')
 	local IFS=,
 	printf '%s\n' "${names[*]}"
 }
@@ -58,7 +58,7 @@ make_server_cert() {
 		"extendedKeyUsage=serverAuth" "subjectAltName=$san" "subjectKeyIdentifier=hash" \
 		"authorityKeyIdentifier=keyid:always" >"$ext"
 	(umask 077 && openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$key.tmp" 2>/dev/null)
-	openssl req -new -key "$key.tmp" -subj "/CN=${GATEWAY_SERVER_NAME:-localhost}" -out "$csr" 2>/dev/null
+	openssl req -new -key "$key.tmp" -subj "/CN=$GATEWAY_SERVER_NAME" -out "$csr" 2>/dev/null
 	openssl x509 -req -in "$csr" -CA "$ca_crt" -CAkey "$ca_key" -CAcreateserial -sha256 -days "$SERVER_DAYS" \
 		-extfile "$ext" -out "$crt.tmp" 2>/dev/null
 	chmod 600 "$key.tmp"
@@ -88,12 +88,15 @@ main() {
 	"") ;;
 	*) die "unknown option '$1'; see scripts/certs.sh --help" 2 ;;
 	esac
-	load_env
+	local ftk exports
+	ftk="$(venv_tool toolkit ftk)"
+	exports="$("$ftk" env export)" || die "invalid settings (above); fix them, ftk env check lists every problem"
+	eval "$exports"
 	require_cmd openssl || exit 1
 	local crt key ca_crt ca_key san
-	crt="$(ftk_path "${TLS_CERT:-runs/certs/server.crt}")"
-	key="$(ftk_path "${TLS_KEY:-runs/certs/server.key}")"
-	ca_crt="$(ftk_path "${TLS_CA:-runs/certs/ca.crt}")"
+	crt="$(ftk_path "$TLS_CERT")"
+	key="$(ftk_path "$TLS_KEY")"
+	ca_crt="$(ftk_path "$TLS_CA")"
 	ca_key="$(dirname "$ca_crt")/ca.key"
 	san="$(san_list)"
 	mkdir -p "$(dirname "$crt")" "$(dirname "$key")" "$(dirname "$ca_crt")"

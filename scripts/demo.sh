@@ -434,8 +434,10 @@ main() {
 	write_endpoint
 	print_table
 	print_endpoint
-	printf '\nDEMO OK in %ss: %s serves base + %s (answers as %s); stop it with: make down\n' \
-		"$(awk -v a="$started" -v b="$(now)" 'BEGIN {printf "%.0f", b - a}')" "$ENDPOINT_BASE" "$ADAPTER_NAME" "$ASSISTANT_NAME"
+	local stages setup="${FTK_DEMO_SETUP_SECONDS:-0}"
+	stages="$(awk -v a="$started" -v b="$(now)" 'BEGIN {printf "%.0f", b - a}')"
+	printf '\nDEMO OK in %ss (set-up %ss, stages %ss): %s serves base + %s (answers as %s); stop it with: make down\n' \
+		"$((setup + stages))" "$setup" "$stages" "$ENDPOINT_BASE" "$ADAPTER_NAME" "$ASSISTANT_NAME"
 }
 
 main "$@"

@@ -19,7 +19,7 @@ set -Eeuo pipefail
 # shellcheck source=scripts/lib/checks.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib/checks.sh"
 
-TEMPLATE="${PROMETHEUS_TEMPLATE:-$FTK_HOME/docker/prometheus/prometheus.yml.template}"
+PROM_TEMPLATE="${PROMETHEUS_TEMPLATE:-$FTK_HOME/docker/prometheus/prometheus.yml.template}"
 TEMPLATE_VARS=(SCRAPE_INTERVAL PROMETHEUS_RULES_DIR PROMETHEUS_SELF_TARGET PROMETHEUS_VLLM_TARGETS
 	PROMETHEUS_GATEWAY_TARGETS PROMETHEUS_GPU_TARGETS)
 
@@ -36,29 +36,26 @@ yaml_targets() {
 }
 
 settings() {
-	load_env
-	MONITOR_DIR="$(ftk_path "${MONITOR_DIR:-runs/monitor}")"
-	PROMETHEUS_BIND="${PROMETHEUS_BIND:-127.0.0.1}"
-	PROMETHEUS_PORT="${PROMETHEUS_PORT:-9090}"
-	if [[ ! "$PROMETHEUS_PORT" =~ ^[0-9]+$ ]] || ((PROMETHEUS_PORT < 1 || PROMETHEUS_PORT > 65535)); then
-		die "PROMETHEUS_PORT='$PROMETHEUS_PORT' is not a port (1-65535); fix it in .env"
-	fi
-	SCRAPE_INTERVAL="${SCRAPE_INTERVAL:-15s}"
-	[[ "$SCRAPE_INTERVAL" =~ ^[0-9]+(ms|s|m|h)$ ]] || die "SCRAPE_INTERVAL='$SCRAPE_INTERVAL' is not a duration like 15s; fix it in .env"
+	local ftk exports
+	ftk="$(venv_tool toolkit ftk)"
+	exports="$("$ftk" env export)" || die "invalid settings (above); fix them, ftk env check lists every problem"
+	eval "$exports"
+	MONITOR_DIR="$(ftk_path "$MONITOR_DIR")"
+	# not a setting: where the rules live in this checkout (tests point it elsewhere)
 	PROMETHEUS_RULES_DIR="$(ftk_path "${PROMETHEUS_RULES_DIR:-docker/prometheus/rules}")"
-	local self_host="$PROMETHEUS_BIND" vllm="${PROMETHEUS_VLLM_TARGETS:-}" gateway="${PROMETHEUS_GATEWAY_TARGETS:-}"
+	local self_host="$PROMETHEUS_BIND" vllm="$PROMETHEUS_VLLM_TARGETS" gateway="$PROMETHEUS_GATEWAY_TARGETS"
 	[[ "$self_host" == 0.0.0.0 || "$self_host" == "::" ]] && self_host=127.0.0.1
 	# shellcheck disable=SC2034 # exported below with the other template variables
 	PROMETHEUS_SELF_TARGET="$self_host:$PROMETHEUS_PORT"
 	if [[ -z "${vllm// /}" ]]; then
-		vllm="${VLLM_UPSTREAMS:-}"
-		[[ -n "${vllm// /}" ]] || vllm="${VLLM_HOST:-127.0.0.1}:${VLLM_PORT:-8000}"
+		vllm="$VLLM_UPSTREAMS"
+		[[ -n "${vllm// /}" ]] || vllm="$VLLM_HOST:$VLLM_PORT"
 		vllm="${vllm//0.0.0.0:/127.0.0.1:}"
 	fi
-	[[ -n "${gateway// /}" ]] || gateway="127.0.0.1:${GATEWAY_METRICS_PORT:-9145}"
+	[[ -n "${gateway// /}" ]] || gateway="127.0.0.1:$GATEWAY_METRICS_PORT"
 	PROMETHEUS_VLLM_TARGETS="$(yaml_targets "$vllm" PROMETHEUS_VLLM_TARGETS)"
 	PROMETHEUS_GATEWAY_TARGETS="$(yaml_targets "$gateway" PROMETHEUS_GATEWAY_TARGETS)"
-	PROMETHEUS_GPU_TARGETS="$(yaml_targets "${PROMETHEUS_GPU_TARGETS:-}" PROMETHEUS_GPU_TARGETS)"
+	PROMETHEUS_GPU_TARGETS="$(yaml_targets "$PROMETHEUS_GPU_TARGETS" PROMETHEUS_GPU_TARGETS)"
 	export "${TEMPLATE_VARS[@]}"
 }
 
@@ -69,7 +66,7 @@ render() {
 	out="$MONITOR_DIR/prometheus.yml"
 	# shellcheck disable=SC2016 # the literal ${NAME} list envsubst expects
 	vars="$(printf '${%s} ' "${TEMPLATE_VARS[@]}")"
-	envsubst "$vars" <"$TEMPLATE" >"$out.tmp"
+	envsubst "$vars" <"$PROM_TEMPLATE" >"$out.tmp"
 	mv -f "$out.tmp" "$out"
 	if ! command -v promtool >/dev/null 2>&1; then
 		# e.g. the compose one-shot renderer: Prometheus checks the file itself when it starts

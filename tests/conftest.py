@@ -44,6 +44,17 @@ def run_ftk(
     )
 
 
+# Stage and image-build times of the compose tests, printed at the end of the run (CI shows them).
+TIMINGS: dict[str, float] = {}
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
+    if TIMINGS:
+        terminalreporter.section("compose stack: seconds per step")
+        for name, seconds in TIMINGS.items():
+            terminalreporter.write_line(f"{name:<48} {seconds:8.1f}")
+
+
 @pytest.fixture
 def home() -> Path:
     return HOME
@@ -56,6 +67,7 @@ def ftk():
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "soak: long reliability runs; only under `make reliability` (FTK_SOAK=1)")
+    config.addinivalue_line("markers", "compose: the compose stack on a real Docker engine (make compose-test)")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

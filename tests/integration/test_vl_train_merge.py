@@ -100,9 +100,9 @@ def test_training_with_images_lowers_a_finite_loss(trained: Path) -> None:
 
 
 def test_adapter_targets_the_language_model_only(trained: Path) -> None:
-    from ftk.vl.target_modules import check_targets
+    from ftk.serve.adapters import classify_folders
 
-    report = check_targets(trained / "adapter", TINY)
+    report = classify_folders(trained / "adapter", TINY)
     assert report.adapter_modules, "the adapter has no LoRA modules"
     assert report.missing == [] and report.vision == [] and report.remapped == []
     assert all(".language_model.layers." in m for m in report.matched)

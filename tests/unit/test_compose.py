@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 from conftest import HOME, VENVS
-from ftk.commands.env import PASSTHROUGH_KEYS
+from ftk.env_file import PASSTHROUGH_KEYS
 from ftk.settings import known_keys
 
 COMPOSE_FILE = HOME / "compose.yaml"
@@ -30,7 +30,9 @@ NO_HEALTHCHECK = {"nginx-exporter": "no shell in the image", "dcgm-exporter": "P
 # Services whose entrypoint is the ftk CLI itself (no stage script exists for them).
 FTK_CLI = {"ftk": ["ftk"], "gateway-metrics": ["ftk", "gateway", "metrics"]}
 GPU_JOBS = {"train", "merge", "serve"}
-ONE_SHOT = {"ftk", "certs", "download", "train", "merge", "monitor-config"}
+ONE_SHOT = {"init", "ftk", "certs", "download", "train", "merge", "monitor-config"}
+# Services that start as root, and why (each drops to the host user before it writes anything).
+STARTS_AS_ROOT = {"init": "learns who owns the project folder, then works as that user (setpriv)"}
 VAR_RE = re.compile(r"(?<!\$)\$\{([A-Za-z_][A-Za-z0-9_]*)")
 SECRET_NAME_RE = re.compile(r"(KEY|PASSWORD|TOKEN|SECRET)", re.IGNORECASE)
 
@@ -128,7 +130,7 @@ def test_each_stage_profile_starts_its_services():
         "serve": {"serve", "gateway"},
         "monitor": {"monitor-config", "prometheus", "grafana", "gateway-metrics", "nginx-exporter"},
         "gpu-monitor": {"dcgm-exporter"},
-        "tools": {"ftk", "certs"},
+        "tools": {"init", "ftk", "certs"},
     }
     for profile, names in expected.items():
         r = compose("config", "--services", profiles=(profile,))
@@ -209,7 +211,8 @@ def test_every_service_runs_a_project_script_or_its_official_entrypoint():
         assert source.is_relative_to(HOME / "scripts"), f"service {name}: {entry[0]} maps to {source}, not scripts/"
         assert source.is_file(), f"service {name}: entrypoint {entry[0]} -> {source} does not exist"
         assert os.access(source, os.X_OK), f"service {name}: {source} is not executable (chmod +x)"
-        assert svc["environment"].get("FTK_HOME") == "/app", f"service {name}: FTK_HOME must be /app"
+        home = "/project" if name in STARTS_AS_ROOT else "/app"  # init works on the mounted project folder
+        assert svc["environment"].get("FTK_HOME") == home, f"service {name}: FTK_HOME must be {home}"
 
 
 def test_official_images_mount_the_repo_configs_they_run():
@@ -438,6 +441,10 @@ def test_ftk_containers_run_as_the_host_user_not_root():
     example = env_example()
     expected = f"{example['FTK_UID']}:{example['FTK_GID']}"
     for name, svc in services().items():
+        if name in STARTS_AS_ROOT:
+            script = (HOME / "scripts" / f"{name}.sh").read_text()
+            assert svc.get("user") == "0:0" and "setpriv --reuid" in script, f"service {name}: {STARTS_AS_ROOT[name]}"
+            continue
         if svc["image"].startswith("ftk-") or name in ("gateway", "grafana"):
             assert svc.get("user") == expected, f"service {name}: user {svc.get('user')}, expected FTK_UID:FTK_GID"
         assert str(svc.get("user", "")).split(":")[0] not in ("0", "root"), f"service {name}: runs as root"
@@ -458,3 +465,41 @@ def test_project_folders_are_mounted_where_ftk_home_expects_them():
                 )
     cache = [v for v in services()["download"]["volumes"] if v["target"] == "/app/.cache/modelscope"]
     assert cache and Path(cache[0]["source"]) == HOME / example["MODELSCOPE_CACHE"], "model cache must persist"
+
+
+# ----- the CPU override: the same file, CPU parts -----------------------------------------------------------
+CPU_FILE = HOME / "compose.cpu.yaml"
+
+
+@cache
+def cpu_services() -> dict[str, dict]:
+    r = compose("-f", str(CPU_FILE), "config", "--format", "json")
+    assert r.returncode == 0, f"compose.yaml + compose.cpu.yaml do not validate with .env.example:\n{r.stderr}"
+    return json.loads(r.stdout)["services"]
+
+
+def test_cpu_override_reserves_no_gpu_and_allows_cpu():
+    cpu = cpu_services()
+    for name in GPU_JOBS:
+        assert not gpu_devices(cpu[name]), f"{name}: the CPU override must drop the GPU reservation"
+        assert cpu[name]["environment"]["ALLOW_CPU"] == "true", f"{name}: ALLOW_CPU must be true on CPU hosts"
+        assert cpu[name]["image"].endswith("-cpu"), f"{name}: the CPU image must be tagged apart from the GPU one"
+        assert cpu[name]["environment"]["TRAIN_RECIPE"].endswith("_cpu.yaml"), f"{name}: the CPU recipe"
+
+
+def test_cpu_override_keeps_every_service_and_script_of_compose_yaml():
+    gpu, cpu = services(), cpu_services()
+    assert set(cpu) <= set(gpu), f"the override adds services: {set(cpu) - set(gpu)}"
+    for name, svc in cpu.items():
+        assert svc.get("entrypoint") == gpu[name].get("entrypoint"), f"{name}: the CPU variant runs another script"
+        assert svc.get("volumes") == gpu[name].get("volumes"), f"{name}: the CPU variant mounts other folders"
+        assert svc.get("user") == gpu[name].get("user"), f"{name}: the CPU variant runs as another user"
+
+
+def test_cpu_images_build_from_the_same_dockerfiles_on_a_debian_base():
+    cpu = cpu_services()
+    base = env_example()["CPU_BASE_IMAGE"]
+    for name in ("train", "serve", "ftk", "download"):
+        assert cpu[name]["build"]["dockerfile"] == services()[name]["build"]["dockerfile"], name
+        args = cpu[name]["build"]["args"]
+        assert base in (args.get("BASE_IMAGE"), args.get("VLLM_IMAGE")), f"{name}: build args {args}"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import importlib
-import pkgutil
+import sys
 
 import typer
 
@@ -21,19 +21,51 @@ app = typer.Typer(
 )
 
 
+# Every command module, listed (not discovered) so a missing one is an error, not a command that silently vanishes.
+COMMANDS = (
+    "config",
+    "dataset",
+    "doctor",
+    "download",
+    "env",
+    "eval",
+    "gateway",
+    "gpu_check",
+    "init",
+    "lora",
+    "merge",
+    "model",
+    "plan",
+    "serve",
+    "smoke",
+    "tiny_vl",
+    "train",
+)
+
+
+def _unavailable(name: str, missing: str) -> None:
+    """A stand-in for a command whose library this venv lacks: it says which library and where it runs."""
+    command = name.replace("_", "-")
+
+    @app.command(command, context_settings={"allow_extra_args": True, "ignore_unknown_options": True}, hidden=True)
+    def stand_in() -> None:
+        raise UserError(
+            f"`ftk {command}` needs the Python package '{missing}', which this environment ({sys.prefix}) lacks; "
+            f"run it with the toolkit venv's ftk (.venvs/toolkit/bin/ftk {command}), which has every library"
+        )
+
+
 def _register_commands() -> None:
-    for mod in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
+    for name in COMMANDS:
         try:
-            module = importlib.import_module(f"{commands.__name__}.{mod.name}")
+            module = importlib.import_module(f"{commands.__name__}.{name}")
         except ModuleNotFoundError as err:
-            # The train and serve venvs install ftk without every stage's libraries (e.g. openai):
-            # commands needing a library that venv lacks are left out there, the others still work.
+            # The train venv installs ftk without every stage's libraries (e.g. openai for smoke).
             if err.name and not err.name.startswith("ftk"):
+                _unavailable(name, err.name.split(".")[0])
                 continue
             raise
-        register = getattr(module, "register", None)
-        if register is not None:
-            register(app)
+        module.register(app)
 
 
 _register_commands()

@@ -16,6 +16,7 @@ from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from ftk import paths
+from ftk.download.layout import cached_model_dir  # also finds folders ModelScope's own tools made
 
 PositiveInt = Annotated[int, Field(ge=1)]
 NonNegInt = Annotated[int, Field(ge=0)]
@@ -194,6 +195,8 @@ class Settings(BaseSettings):
     serve_start_period: str = "15m"  # time vLLM may take to load before failed health checks count
     grafana_bind: str = "127.0.0.1"  # host address Grafana is published on
     grafana_admin_password_file: Path = Path("runs/secrets/grafana_admin_password")  # Grafana admin password
+    cpu_base_image: str = "debian:12.12-slim"  # base of the CPU images (compose.cpu.yaml): a Debian 12 image
+    cpu_torch_packages: str = "torch==2.13.0+cpu torchvision==0.28.0"  # CPU torch of the CPU train image
 
     @field_validator("ftk_image_tag", "vllm_image")
     @classmethod
@@ -217,11 +220,19 @@ class Settings(BaseSettings):
             raise ValueError("write a size like 16gb or 8g")
         return v
 
-    @field_validator("serve_start_period")
+    @field_validator("serve_start_period", "scrape_interval")
     @classmethod
     def _duration(cls, v: str) -> str:
         if not re.fullmatch(r"(\d+(ms|s|m|h))+", v):
             raise ValueError("write a duration like 15m, 900s or 1h30m")
+        return v
+
+    @field_validator("prometheus_vllm_targets", "prometheus_gateway_targets", "prometheus_gpu_targets")
+    @classmethod
+    def _targets(cls, v: str) -> str:
+        for item in split_list(v):
+            if not re.fullmatch(r"(\[[0-9a-fA-F:]+\]|[A-Za-z0-9._-]+):\d{1,5}", item):
+                raise ValueError(f"'{item}' is not host:port; write e.g. serve:8000,10.0.0.5:8000")
         return v
 
     @field_validator(*RECIPE_DEFAULTED, mode="before")
@@ -256,8 +267,6 @@ class Settings(BaseSettings):
         local = paths.resolve(self.model_id)
         if local.is_dir() or self.model_id.startswith((".", "/", "~")) or self.model_id.startswith("models/"):
             return local
-        from ftk.download.layout import cached_model_dir  # also finds folders ModelScope's own tools made
-
         return cached_model_dir(self.path("modelscope_cache"), self.model_id, self.model_revision)
 
     def resolved_media_root(self, dataset_dir: Path | None = None) -> Path:

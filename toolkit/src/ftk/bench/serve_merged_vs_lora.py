@@ -111,8 +111,8 @@ class Served:
             VLLM_PORT=str(self.port),
             VLLM_API_KEY_FILE=str(self.key_file),
             RUNS_DIR=str(self.work / "runs"),
-            **self.env,
         )
+        env.update(self.env)  # the caller's values win (ALLOW_CPU=false on a GPU host: gpu-check)
         log = self.work / f"{self.label}.log"
         console.print(f"starting {self.label} on :{self.port} (scripts/serve.sh, log {log})")
         start = time.monotonic()

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import typer
 
+from ftk.atomic import write_atomic
 from ftk.console import EXIT_USAGE, UserError, console, info
 from ftk.settings import get_settings
 from ftk.train import recipe as recipes
@@ -36,7 +37,7 @@ def render(
         sys.stdout.write(text)
         return
     target = output or s.run_dir / f"{kind}.yaml"
-    recipes.write_atomic(target, text)
+    write_atomic(target, text)
     info(f"rendered {path} -> {target}")
     console.print(str(target), markup=False)
 

@@ -1,4 +1,5 @@
-"""`ftk env check|show|export`: validate a `.env` file, show the effective settings, export them to shell."""
+"""`ftk env check|show|export|docs`: validate a `.env` file, show the effective settings, export them to shell,
+write the settings reference."""
 
 from __future__ import annotations
 
@@ -7,57 +8,14 @@ from pathlib import Path
 
 import typer
 from dotenv import dotenv_values
-from pydantic import ValidationError
 from rich.table import Table
 
-from ftk import paths
+from ftk import paths, settings_doc
 from ftk.console import EXIT_INVALID, console, print_error, warn
-from ftk.settings import Settings, closest_key, format_validation_error, get_settings, known_keys
+from ftk.env_file import check_file
+from ftk.settings import Settings, get_settings
 
 env_app = typer.Typer(help="Check and show settings from .env and the environment.", no_args_is_help=True)
-
-# Keys that are read from the environment by tools the toolkit drives, not by the settings model.
-PASSTHROUGH_KEYS = {
-    "CUDA_VISIBLE_DEVICES",
-    "NO_COLOR",
-    "FTK_HOME",
-    "FTK_ENV_FILE",
-    "HF_HOME",
-    "COMPOSE_PROFILES",
-    "COMPOSE_PROJECT_NAME",
-}
-
-
-def _line_numbers(file: Path) -> dict[str, int]:
-    numbers: dict[str, int] = {}
-    for i, raw in enumerate(file.read_text(encoding="utf-8").splitlines(), start=1):
-        line = raw.strip()
-        if line and not line.startswith("#") and "=" in line:
-            numbers.setdefault(line.removeprefix("export ").split("=", 1)[0].strip(), i)
-    return numbers
-
-
-def check_file(file: Path) -> list[str]:
-    """Every problem in an env file, one line each, naming the key, the line and the fix."""
-    if not file.is_file():
-        return [f"{file}: no such file; copy .env.example to {file} and edit it"]
-    problems: list[str] = []
-    values = dotenv_values(file)
-    lines = _line_numbers(file)
-    known = set(known_keys())
-    for key in values:
-        if key.upper() not in known and key.upper() not in PASSTHROUGH_KEYS:
-            hint = closest_key(key)
-            fix = f"did you mean {hint}?" if hint else "remove it (see .env.example for the known keys)"
-            problems.append(f"{file}:{lines.get(key, '?')}: {key}: unknown key; {fix}")
-    clean = {k.lower(): v for k, v in values.items() if k.upper() in known and v is not None}
-    try:
-        Settings.model_validate(clean)
-    except ValidationError as err:
-        for msg in format_validation_error(err, str(file)):
-            key = msg.split(": ", 1)[1].split("=", 1)[0]
-            problems.append(msg.replace(f"{file}: ", f"{file}:{lines.get(key, lines.get(key.lower(), '?'))}: ", 1))
-    return problems
 
 
 @env_app.command("check")
@@ -101,6 +59,12 @@ def export() -> None:
     )
     for key, value in out.items():
         print(f"export {key}={shlex.quote(value)}")
+
+
+@env_app.command("docs")
+def docs() -> None:
+    """Print docs/settings.md: every key, its default and what it does (`ftk env docs > docs/settings.md`)."""
+    print(settings_doc.render(paths.project_home() / ".env.example"), end="")
 
 
 def register(app: typer.Typer) -> None:

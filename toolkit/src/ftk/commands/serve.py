@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import secrets
 import sys
 from pathlib import Path
 
 import typer
 
 from ftk.console import EXIT_INVALID, console, err_console, fail, info, print_error, warn
+from ftk.secret_file import ensure_secret
 from ftk.serve import command as serve_command
 from ftk.serve import preflight
-from ftk.serve.client import VllmClient, read_key
+from ftk.serve.client import VllmClient
 from ftk.settings import get_settings, split_list
 
 serve_app = typer.Typer(
@@ -68,16 +68,8 @@ def command_cmd(
 def key_cmd(path: Path = typer.Argument(None, help="Key file; default VLLM_API_KEY_FILE.")) -> None:
     """Create the gateway -> vLLM key file (0600, random) when missing; prints its path, never the key."""
     target = path or get_settings().path("vllm_api_key_file")
-    if target.is_file() and read_key(target):
-        console.print(str(target))
-        return
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(target.name + ".tmp")
-    tmp.touch(mode=0o600)
-    tmp.chmod(0o600)
-    tmp.write_text(secrets.token_urlsafe(32) + "\n", encoding="utf-8")
-    tmp.replace(target)
-    info(f"created {target} (0600) with a random key")
+    if ensure_secret(target):
+        info(f"created {target} (0600) with a random key")
     console.print(str(target))
 
 

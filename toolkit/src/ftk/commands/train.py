@@ -9,6 +9,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
+from ftk.atomic import write_atomic
 from ftk.console import UserError, console, err_console, info
 from ftk.settings import get_settings
 from ftk.train import preflight as checks
@@ -48,7 +49,7 @@ def preflight(
         prev = checks.set_aside(s.run_dir)
         info(f"{s.run_dir / 'adapter'} held no checkpoint to resume from; its files were moved to {prev}")
     target = s.run_dir / "train.yaml"
-    recipes.write_atomic(target, recipes.to_yaml(rendered))
+    write_atomic(target, recipes.to_yaml(rendered))
     report.ok("config", str(target))
     table = Table(title=f"train preflight: run {s.run_id}", show_header=True)
     table.add_column("check")

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from ftk import paths
 from ftk.doctor.registry import Result, check, failed, passed, warned
+from ftk.env_file import check_file
 from ftk.settings import Settings
 
 MIN_PYTHON = (3, 10)
@@ -199,8 +200,6 @@ def ports(s: Settings) -> Iterator[Result]:
 
 @check(".env", order=70)
 def env_file(_s: Settings) -> Iterator[Result]:
-    from ftk.commands.env import check_file
-
     target = paths.env_file()
     if not target.is_file():
         yield warned(

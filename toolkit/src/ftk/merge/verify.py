@@ -51,7 +51,7 @@ def _generate(model: Any, tokenizer: Any, prompts: list[str], max_new_tokens: in
         text = tokenizer.apply_chat_template(
             [{"role": "user", "content": prompt}], tokenize=False, add_generation_prompt=True
         )
-        ids = tokenizer(text, return_tensors="pt", add_special_tokens=False)
+        ids = tokenizer(text, return_tensors="pt", add_special_tokens=False).to(model.device)
         with torch.no_grad():
             out = model.generate(
                 **ids,
@@ -64,10 +64,17 @@ def _generate(model: Any, tokenizer: Any, prompts: list[str], max_new_tokens: in
     return outs
 
 
+def _on_device() -> dict[str, Any]:
+    """from_pretrained arguments: GPU 0 when there is one (its bf16 kernels are what vLLM runs), else nothing (CPU)."""
+    import torch
+
+    return {"device_map": "cuda:0"} if torch.cuda.is_available() else {}
+
+
 def _base_plus_adapter(base: Path, adapter: Path, torch_dtype: Any, quantization: Quantization | None) -> Any:
     from peft import PeftModel
 
-    kwargs: dict[str, Any] = {"dtype": torch_dtype}
+    kwargs: dict[str, Any] = {"dtype": torch_dtype, **_on_device()}
     if quantization is not None:
         kwargs["quantization_config"] = bnb_config(quantization, torch_dtype)
         kwargs["device_map"] = "auto"
@@ -95,7 +102,7 @@ def compare(
     expected = _generate(model, tokenizer, prompts, max_new_tokens)
     del model
     gc.collect()
-    model = _model_class(merged).from_pretrained(merged, dtype=torch_dtype).eval()
+    model = _model_class(merged).from_pretrained(merged, dtype=torch_dtype, **_on_device()).eval()
     got = _generate(model, tokenizer, prompts, max_new_tokens)
     del model
     gc.collect()

@@ -16,7 +16,7 @@ from typing import Any
 from ftk import paths
 from ftk.serve.modelinfo import ModelInfo, TensorInfo, read_json, read_tensors
 from ftk.settings import split_list
-from ftk.vl.target_modules import classify
+from ftk.vl.target_modules import TargetReport, classify
 
 # Ranks vLLM accepts for --max-lora-rank (vllm/config/lora.py); the planned rank is rounded up to one of them.
 VLLM_LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)
@@ -204,3 +204,10 @@ def check_adapter(
     problems = check_rank(adapter, max_rank, rank_setting) + check_base(adapter, model)
     target_problems, warnings = check_targets(adapter, model, tower_lora)
     return problems + target_problems, warnings
+
+
+def classify_folders(adapter_dir: Path, model_dir: Path, *, tower_lora: bool = False) -> TargetReport:
+    """Read the adapter's LoRA weights and the model's weight names (headers only) and classify them."""
+    adapter = Adapter.load(adapter_dir.name, adapter_dir)
+    model = ModelInfo.load(model_dir)
+    return classify(adapter.lora_tensors, model.modules, tower_lora=tower_lora)

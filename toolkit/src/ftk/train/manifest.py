@@ -13,6 +13,7 @@ from typing import Any
 import yaml
 
 from ftk import paths
+from ftk.atomic import write_atomic
 from ftk.console import UserError
 
 VERSIONED = ("llamafactory", "transformers", "peft", "trl", "accelerate", "datasets", "torch", "torchvision")
@@ -133,8 +134,6 @@ def build(run_dir: Path, started: float | None = None, resumed_from: str | None 
 
 
 def write(run_dir: Path, started: float | None = None, resumed_from: str | None = None) -> Path:
-    from ftk.train.recipe import write_atomic
-
     data = build(run_dir, started, resumed_from)
     target = run_dir / "manifest.json"
     write_atomic(target, json.dumps(data, indent=2) + "\n")

@@ -12,9 +12,7 @@ EXPORT_DIR (the temporary export folder next to MERGED_DIR); path settings are m
 from __future__ import annotations
 
 import difflib
-import os
 import re
-import tempfile
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -276,16 +274,3 @@ def to_yaml(r: Rendered) -> str:
         f"# for llamafactory {lf_keys.known()['llamafactory']}. This is the exact config the run used.\n"
     )
     return header + yaml.safe_dump(r.config, sort_keys=False, allow_unicode=True, width=120)
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Write next to the target and rename, so a reader never sees half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

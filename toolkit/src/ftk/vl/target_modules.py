@@ -19,7 +19,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
 
 # Module-path markers of vision towers and multimodal projectors across common VL architectures.
 VISION_MARKERS = ("visual.", "vision_tower.", "vision_model.", "vision_encoder.", "multi_modal_projector.")
@@ -109,13 +108,3 @@ def classify(adapter_modules: Iterable[str], model_modules: set[str], *, tower_l
         if is_vision(module):
             report.vision.append(module)
     return report
-
-
-def check_targets(adapter_dir: Path, model_dir: Path, *, tower_lora: bool = False) -> TargetReport:
-    """Read the adapter's LoRA weights and the model's weight names (headers only) and classify them."""
-    from ftk.serve.adapters import Adapter
-    from ftk.serve.modelinfo import ModelInfo
-
-    adapter = Adapter.load(adapter_dir.name, adapter_dir)
-    model = ModelInfo.load(model_dir)
-    return classify(adapter.lora_tensors, model.modules, tower_lora=tower_lora)

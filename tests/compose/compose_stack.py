@@ -1,0 +1,189 @@
+"""A compose project for the tests: a copy of this checkout owned by TEST_UID, its own `.env`, and the real
+`docker compose` (the v2 plugin `scripts/setup.sh docker` installs) run in it as a user would."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from conftest import HOME, TIMINGS, VENVS
+
+TEST_UID = 4321  # the "host user" who owns the copy; not root, so ownership mistakes show
+PROJECT = "ftktest"  # compose project name: never the user's own `ftk` stack
+HOST_CA_DIR = Path("/usr/local/share/ca-certificates")  # extra CAs of this host (an intercepting proxy)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def project_files() -> list[str]:
+    """Tracked and new (not ignored) files of the checkout: what a clone holds."""
+    out = subprocess.run(
+        ["git", "-C", str(HOME), "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    return [f for f in out.stdout.split("\0") if f and (HOME / f).is_file()]
+
+
+def chown_tree(root: Path, uid: int) -> None:
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in [*dirnames, *filenames]:
+            os.lchown(os.path.join(dirpath, name), uid, uid)
+    os.lchown(root, uid, uid)
+
+
+@dataclass
+class Stack:
+    root: Path
+    project: str = PROJECT
+
+    @classmethod
+    def create(cls, base: Path, env: dict[str, str]) -> Stack:
+        if shutil.which("docker") is None or subprocess.run(["docker", "info"], capture_output=True).returncode:
+            pytest.fail("no Docker engine answers: run scripts/setup.sh docker (make compose-test does)")
+        root = base / "project"
+        for rel in project_files():
+            dest = root / rel
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(HOME / rel, dest)
+        todo = dict(env)
+        lines = []
+        for line in (HOME / ".env.example").read_text().splitlines():  # one value a key, as a user edits it
+            key = line.partition("=")[0]
+            lines.append(f"{key}={todo.pop(key)}" if key in todo else line)
+        lines += [f"{k}={v}" for k, v in todo.items()]
+        (root / ".env").write_text("\n".join(lines) + "\n")
+        chown_tree(root, TEST_UID)
+        os.chmod(base, 0o755)
+        stack = cls(root)
+        stack.down()  # a stack a killed earlier run left behind
+        return stack
+
+    # --- running things ---------------------------------------------------------------------------------
+    def run(self, cmd: list[str], timeout: float = 600, **env: str) -> subprocess.CompletedProcess[str]:
+        full_env = {**os.environ, "COMPOSE_BAKE": "false", "FTK_VENVS": str(VENVS), **env}
+        return subprocess.run(cmd, cwd=self.root, capture_output=True, text=True, timeout=timeout, env=full_env)
+
+    def compose(self, *args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+        return self.run(["docker", "compose", "-p", self.project, *args], timeout=timeout)
+
+    def docker(self, *args: str) -> subprocess.CompletedProcess[str]:
+        r = self.run(["docker", *args], timeout=120)
+        assert r.returncode == 0, f"docker {' '.join(args)}: {r.stderr}"
+        return r
+
+    def timed(self, stage: str, *args: str, timeout: float) -> subprocess.CompletedProcess[str]:
+        started = time.monotonic()
+        r = self.compose(*args, timeout=timeout)
+        TIMINGS[f"stage {stage}"] = time.monotonic() - started
+        return r
+
+    def build_images(self) -> None:
+        cas = [a for crt in sorted(HOST_CA_DIR.glob("*.crt")) for a in ("--extra-ca", str(crt))]
+        started = time.monotonic()
+        r = self.run(["bash", "scripts/images.sh", "--cpu", *cas], timeout=3000)
+        assert r.returncode == 0, f"scripts/images.sh --cpu failed:\n{r.stdout[-4000:]}\n{r.stderr[-6000:]}"
+        TIMINGS["images (all, scripts/images.sh --cpu)"] = time.monotonic() - started
+        for line in r.stdout.splitlines():  # the table images.sh prints: IMAGE BUILD SIZE
+            fields = line.split()
+            if len(fields) == 3 and fields[1].endswith("s") and fields[1][:-1].isdigit():
+                TIMINGS[f"image {fields[0]} ({fields[2]})"] = float(fields[1][:-1])
+
+    def seed_model_cache(self, model: Path, model_id: str) -> None:
+        """The model in ModelScope's cache layout, as an offline host pre-seeds it (docs/download.md)."""
+        assert (model / "config.json").is_file(), f"{model} is missing: run make setup (scripts/setup.sh model)"
+        dest = self.root / ".cache" / "modelscope" / "models" / model_id
+        shutil.copytree(model, dest, dirs_exist_ok=True)
+        chown_tree(self.root / ".cache", TEST_UID)
+
+    def ftk_on_host(self, *args: str) -> subprocess.CompletedProcess[str]:
+        """The host's `ftk` against this project's files (its .env: the gateway's published port, the CA)."""
+        v = self.env_file_values()
+        env = {
+            "FTK_HOME": str(self.root),
+            "FTK_ENV_FILE": str(self.root / ".env"),
+            "SMOKE_BASE_URL": self.gateway_url(),
+            "TLS_CA": str(self.ca()),
+            "API_KEYS_FILE": str(self.root / v["API_KEYS_FILE"]),
+        }
+        return self.run([str(VENVS / "toolkit" / "bin" / "ftk"), *args], timeout=300, **env)
+
+    def down(self) -> None:
+        self.compose("--profile", "*", "down", "--volumes", "--remove-orphans", "--timeout", "10", timeout=300)
+
+    # --- what the tests look at --------------------------------------------------------------------------
+    def env_file_values(self) -> dict[str, str]:
+        out: dict[str, str] = {}
+        for line in (self.root / ".env").read_text().splitlines():
+            if "=" in line and not line.lstrip().startswith("#"):
+                key, _, value = line.partition("=")
+                out[key.strip()] = value.strip().strip('"')
+        return out
+
+    def gateway_url(self) -> str:
+        return f"https://localhost:{self.env_file_values()['GATEWAY_HTTPS_PORT']}/v1"
+
+    def ca(self) -> Path:
+        return self.root / self.env_file_values()["TLS_CA"]
+
+    def client_key(self) -> str:
+        for line in (self.root / self.env_file_values()["API_KEYS_FILE"]).read_text().splitlines():
+            fields = line.split("#", 1)[0].split()
+            if len(fields) >= 3 and fields[2] == "active":
+                return fields[0]
+        raise AssertionError("no active client key")
+
+    def secret_values(self) -> dict[str, str]:
+        v = self.env_file_values()
+        files = {
+            "vLLM key": v["VLLM_API_KEY_FILE"],
+            "Grafana password": v["GRAFANA_ADMIN_PASSWORD_FILE"],
+            "TLS key": v["TLS_KEY"],
+        }
+        out = {name: (self.root / rel).read_text().strip() for name, rel in files.items()}
+        out["TLS key"] = out["TLS key"].splitlines()[1]  # a line of the PEM body
+        out["client key"] = self.client_key()
+        return out
+
+    def container_id(self, service: str) -> str:
+        r = self.compose("ps", "-q", service)
+        assert r.stdout.strip(), f"no container for {service}: {r.stderr}"
+        return r.stdout.split()[0]
+
+    def container_restarts(self, service: str) -> int:
+        r = self.docker("inspect", "--format", "{{.RestartCount}}", self.container_id(service))
+        return int(r.stdout.strip())
+
+    def containers(self) -> list[dict]:
+        r = self.docker("ps", "-a", "-q", "--filter", f"label=com.docker.compose.project={self.project}")
+        return json.loads(self.docker("inspect", *r.stdout.split()).stdout) if r.stdout.strip() else []
+
+    def inspect_all_containers(self) -> list[str]:
+        return [json.dumps(c) for c in self.containers()]
+
+    def image_histories(self) -> list[str]:
+        images = {c["Config"]["Image"] for c in self.containers()}
+        return [self.docker("history", "--no-trunc", image).stdout for image in sorted(images)]
+
+    def published_ports(self) -> dict[str, list[tuple[str, str]]]:
+        out: dict[str, list[tuple[str, str]]] = {}
+        for c in self.containers():
+            service = c["Config"]["Labels"]["com.docker.compose.service"]
+            for bindings in (c["HostConfig"].get("PortBindings") or {}).values():
+                for b in bindings or []:
+                    out.setdefault(service, []).append((b.get("HostIp", ""), b.get("HostPort", "")))
+        return out
+
+    def logs(self, service: str) -> str:
+        r = self.compose("logs", "--no-color", "--tail", "200", service, timeout=60)
+        return r.stdout + r.stderr

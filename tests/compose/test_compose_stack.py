@@ -1,0 +1,212 @@
+"""The compose path for real, as a user runs it on a CPU host: a real Docker engine builds the CPU images, then
+`init`, `--profile download|train|merge up`, `--profile serve up -d --wait`, `--profile monitor up -d --wait`,
+clients from the host through the published gateway port, and `down`.
+
+The project is a copy of this checkout owned by an unprivileged uid (TEST_UID), as a user's clone is: `init`
+must find that user, and everything the containers write must belong to it. The engine comes from
+`scripts/setup.sh docker` (run by `make test` and `make compose-test`); a missing engine fails, never skips.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from compose_stack import TEST_UID, Stack, free_port
+from conftest import HOME
+
+pytestmark = pytest.mark.compose
+
+RUN_ID = "compose"
+ADAPTER = "identity"
+NAME = "Ferret"
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Stack:
+    ports = {key: free_port() for key in ("GATEWAY_HTTPS_PORT", "GATEWAY_HTTP_PORT", "PROMETHEUS_PORT")}
+    st = Stack.create(
+        tmp_path_factory.mktemp("compose"),
+        {
+            **{k: str(v) for k, v in ports.items()},
+            "COMPOSE_FILE": "compose.yaml:compose.cpu.yaml",
+            "CPU_BASE_IMAGE": "ftk-debian:bookworm",
+            "GATEWAY_BIND": "127.0.0.1",
+            "MODELSCOPE_ENDPOINT": "http://127.0.0.1:9",  # a closed port: the download stage uses the cache
+            "RUN_ID": RUN_ID,
+            "ASSISTANT_NAME": NAME,
+            "SERVE_MODEL_PATH": ".cache/modelscope/models/HuggingFaceTB/SmolLM2-135M-Instruct",
+            "LORA_MODULES": f"{ADAPTER}=runs/{RUN_ID}/adapter",
+            "SERVE_START_PERIOD": "10m",
+            "SHM_SIZE": "1gb",
+        },
+    )
+    st.build_images()
+    st.seed_model_cache(HOME / "models" / "SmolLM2-135M-Instruct", "HuggingFaceTB/SmolLM2-135M-Instruct")
+    yield st
+    st.down()
+
+
+@pytest.fixture(scope="module")
+def initialised(stack: Stack) -> dict[str, subprocess.CompletedProcess[str]]:
+    first = stack.compose("run", "--rm", "init", timeout=300)
+    second = stack.compose("run", "--rm", "init", timeout=300)
+    return {"first": first, "second": second}
+
+
+@pytest.fixture(scope="module")
+def trained(stack: Stack, initialised: dict) -> Stack:
+    assert initialised["first"].returncode == 0, initialised["first"].stdout + initialised["first"].stderr
+    for stage in ("download", "train", "merge"):
+        r = stack.timed(stage, "--profile", stage, "up", "--exit-code-from", stage, timeout=1800)
+        assert r.returncode == 0, f"--profile {stage} up failed:\n{r.stdout[-6000:]}\n{r.stderr[-3000:]}"
+    return stack
+
+
+@pytest.fixture(scope="module")
+def serving(trained: Stack) -> Stack:
+    r = trained.timed("serve", "--profile", "serve", "up", "-d", "--wait", timeout=900)
+    assert r.returncode == 0, f"--profile serve up -d --wait failed:\n{r.stderr[-4000:]}\n{trained.logs('serve')}"
+    return trained
+
+
+@pytest.fixture(scope="module")
+def monitoring(serving: Stack) -> Stack:
+    r = serving.timed("monitor", "--profile", "monitor", "up", "-d", "--wait", timeout=600)
+    assert r.returncode == 0, f"--profile monitor up -d --wait failed:\n{r.stderr[-4000:]}"
+    return serving
+
+
+def test_init_makes_the_first_run_state_owned_by_the_host_user(stack: Stack, initialised: dict):
+    first = initialised["first"]
+    assert first.returncode == 0, first.stdout + first.stderr
+    env = stack.env_file_values()
+    assert (env["FTK_UID"], env["FTK_GID"]) == (str(TEST_UID), str(TEST_UID)), "init writes the owner's ids"
+    for rel in ("runs/certs/ca.crt", "runs/certs/server.crt", "runs/secrets/vllm_api_key", "runs/secrets/api_keys"):
+        path = stack.root / rel
+        assert path.is_file(), f"init did not make {rel}"
+        assert path.stat().st_uid == TEST_UID, f"{rel} belongs to uid {path.stat().st_uid}, not the host user"
+    for rel in ("runs/certs/server.key", "runs/secrets/vllm_api_key", "runs/secrets/api_keys"):
+        assert (stack.root / rel).stat().st_mode & 0o077 == 0, f"{rel} is readable by others"
+    key = stack.client_key()
+    assert key in first.stdout, "the first client key is printed once by init"
+
+
+def test_init_twice_changes_nothing(stack: Stack, initialised: dict):
+    second = initialised["second"]
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert "nothing to do" in second.stdout + second.stderr
+    assert stack.client_key() not in second.stdout, "a second init must not print (or make) another key"
+
+
+def test_train_writes_the_adapter_and_loss_plot_as_the_host_user(trained: Stack):
+    adapter = trained.root / "runs" / RUN_ID / "adapter"
+    for name in ("adapter_config.json", "adapter_model.safetensors", "training_loss.png"):
+        path = adapter / name
+        assert path.is_file(), f"train left no {path}"
+        assert path.stat().st_uid == TEST_UID, f"{path} belongs to uid {path.stat().st_uid}"
+    merged = trained.root / "models" / "merged" / RUN_ID
+    assert (merged / "config.json").is_file(), "merge left no merged model"
+    assert merged.stat().st_uid == TEST_UID
+
+
+def test_gateway_serves_the_adapter_to_curl_and_the_openai_sdk(serving: Stack):
+    url = serving.gateway_url()
+    body = {"model": ADAPTER, "messages": [{"role": "user", "content": "Who are you?"}], "max_tokens": 40}
+    curl = subprocess.run(
+        ["curl", "-sS", "--fail-with-body", "--cacert", str(serving.ca()), f"{url}/chat/completions",
+         "-H", f"Authorization: Bearer {serving.client_key()}", "-H", "Content-Type: application/json",
+         "-d", json.dumps(body)],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert curl.returncode == 0, curl.stdout + curl.stderr
+    assert NAME in json.loads(curl.stdout)["choices"][0]["message"]["content"]
+
+    from openai import OpenAI
+
+    client = OpenAI(base_url=url, api_key=serving.client_key(), http_client=httpx.Client(verify=str(serving.ca())))
+    answer = client.chat.completions.create(**body, temperature=0)
+    assert NAME in (answer.choices[0].message.content or "")
+    assert not curl_ok(url, serving.ca(), "not-a-key"), "the gateway must refuse a wrong key"
+
+
+def curl_ok(url: str, ca: Path, key: str) -> bool:
+    r = subprocess.run(
+        ["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "--cacert", str(ca), f"{url}/models",
+         "-H", f"Authorization: Bearer {key}"],
+        capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+    return r.stdout.strip() == "200"
+
+
+def test_ftk_smoke_passes_through_the_gateway(serving: Stack):
+    r = serving.ftk_on_host("smoke", "--json")
+    assert r.returncode == 0, r.stdout + r.stderr
+    checks = json.loads(r.stdout)
+    assert checks and all(c["ok"] for c in checks), checks
+
+
+def test_prometheus_scrapes_vllm_on_the_internal_network(monitoring: Stack):
+    port = monitoring.env_file_values()["PROMETHEUS_PORT"]
+    query = 'up{job="vllm"} == 1 or {__name__=~"vllm[:_]num_requests_running"}'
+    deadline = time.monotonic() + 120
+    series: list = []
+    while time.monotonic() < deadline and not any(s["metric"].get("__name__", "").startswith("vllm") for s in series):
+        time.sleep(3)
+        r = httpx.get(f"http://127.0.0.1:{port}/api/v1/query", params={"query": query}, timeout=10)
+        series = r.json()["data"]["result"]
+    names = {s["metric"].get("__name__", "up") for s in series}
+    assert any(n.startswith("vllm") for n in names), f"no vLLM series scraped from serve: {series}"
+    assert all(s["metric"]["instance"].startswith("serve:") for s in series), series
+
+
+def test_only_the_gateway_and_local_monitoring_publish_ports(monitoring: Stack):
+    published = monitoring.published_ports()
+    for service, bindings in published.items():
+        assert service in ("gateway", "prometheus", "grafana"), f"{service} publishes {bindings}"
+        if service != "gateway":
+            assert all(host == "127.0.0.1" for host, _ in bindings), f"{service} must bind 127.0.0.1: {bindings}"
+    assert "gateway" in published
+
+
+def test_no_secret_in_container_environment_or_image_history(monitoring: Stack):
+    secrets = monitoring.secret_values()
+    assert len(secrets) >= 4
+    seen = "\n".join([*monitoring.inspect_all_containers(), *monitoring.image_histories()])
+    for name, value in secrets.items():
+        assert value not in seen, f"the {name} appears in docker inspect or docker history"
+
+
+def test_backend_network_has_no_route_out(monitoring: Stack):
+    net = monitoring.docker("network", "inspect", f"{monitoring.project}_backend")
+    assert json.loads(net.stdout)[0]["Internal"] is True
+    routes = monitoring.compose("exec", "-T", "serve", "cat", "/proc/net/route").stdout.splitlines()[1:]
+    default = [line for line in routes if line.split()[1] == "00000000"]
+    assert routes and not default, f"serve has a default route: {default}"
+
+
+def test_killed_vllm_gives_503_json_then_compose_restarts_it_and_the_gateway_serves_again(monitoring: Stack):
+    """vLLM killed with SIGKILL, as the kernel's OOM killer does. (`docker kill` itself counts as a manual stop,
+    which no restart policy restarts on engine 20.10: that one needs `docker compose up -d` again.)"""
+    url, key, ca = monitoring.gateway_url(), monitoring.client_key(), monitoring.ca()
+    before = monitoring.container_restarts("serve")
+    monitoring.compose("exec", "-T", "serve", "kill", "-KILL", "-1")
+    with httpx.Client(verify=str(ca), headers={"Authorization": f"Bearer {key}"}, timeout=10) as client:
+        r = client.get(f"{url}/models")
+        assert r.status_code == 503, r.text
+        assert r.headers["content-type"].startswith("application/json") and "error" in r.json(), r.text
+        deadline = time.monotonic() + 600
+        while time.monotonic() < deadline:
+            time.sleep(5)
+            try:
+                if client.get(f"{url}/models").status_code == 200:
+                    break
+            except httpx.HTTPError:
+                continue
+        else:
+            pytest.fail(f"the gateway did not serve again within 600 s:\n{monitoring.logs('serve')[-3000:]}")
+    assert monitoring.container_restarts("serve") > before
