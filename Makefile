@@ -5,7 +5,7 @@ VENV := .venvs/toolkit/bin
 # What `make demo` runs needs these set-up steps only (the vision-language venv and tiny model are for the tests).
 DEMO_STEPS := debian toolkit model train serve
 
-.PHONY: help setup engine test compose-test lint unit shell-test demo down bench reliability gpu-check clean
+.PHONY: help setup engine test compose-test lint unit shell-test demo down bench eval reliability gpu-check clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -34,6 +34,9 @@ down: ## stop every process `make demo` started, and a Docker engine this projec
 
 bench: setup ## benchmarks that print figures
 	@scripts/bench.sh
+
+eval: setup ## score the endpoints of EVAL_ENDPOINTS on the held-out set; exit 1 on drift or regression
+	@scripts/eval.sh
 
 reliability: setup ## bad-input matrix, fault injection, load and security, soak included; ends with a table of figures
 	@scripts/reliability.sh

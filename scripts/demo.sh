@@ -3,9 +3,13 @@
 #
 # The whole pipeline on the embedded default model (`make demo`; `make setup` runs first):
 #   model     models/SmolLM2-135M-Instruct is there (ftk model default)
-#   dataset   register data/identity.json as `identity` (ASSISTANT_NAME / ASSISTANT_AUTHOR filled in)
+#   dataset   register data/identity.json as `identity` (ASSISTANT_NAME / ASSISTANT_AUTHOR filled in), and
+#             data/preferences.json as `preferences`
 #   train     LoRA SFT with the CPU recipe: scripts/train.sh, RUN_ID=demo -> runs/demo/adapter
 #   merge     scripts/merge.sh -> models/merged/demo
+#   align     a short DPO run on top of the SFT adapter (configs/train/text_lora_dpo_cpu.yaml, DATASETS=preferences,
+#             SFT_ADAPTER_PATH=runs/demo/adapter) -> runs/demo-dpo/adapter, served as `aligned`. DEMO_ALIGN=false
+#             skips it.
 #   keys      a fresh client API key (runs/demo/secrets/, 0600) and the gateway -> vLLM key
 #   serve     vLLM on VLLM_PORT: the base model `base` with the adapter `identity` (scripts/serve.sh, background)
 #   merged    a second vLLM on VLLM_PORT+1 serving the merged model as `merged` (internal only, not behind the
@@ -13,6 +17,10 @@
 #   gateway   nginx with TLS on GATEWAY_HTTPS_PORT (scripts/gateway.sh --daemon) and `ftk gateway metrics`
 #   monitor   Prometheus on PROMETHEUS_PORT (scripts/monitor.sh --daemon)
 #   smoke     `ftk smoke` through the gateway: the adapter answers with ASSISTANT_NAME; the merged model too
+#   eval      `ftk eval` on held-out identity and instruction samples (data/eval_heldout.json): base, adapter,
+#             aligned and merged in one table (runs/demo/eval/report.json, scores.png); fails when the merged
+#             model's answers drift from the adapter's on more than DEMO_EVAL_MAX_DRIFT of them (default 0.5:
+#             vLLM serves in bf16 here, where LoRA and merged weights round differently; DTYPE=float32 gives 0%)
 # Then prints a table of stages with times, the endpoint, a curl command and an OpenAI SDK snippet, writes
 # runs/demo/endpoint.json (0600) and leaves the stack running. The last line starts with `DEMO OK`.
 # A failure stops with the stage, the reason and its log (runs/demo/logs/<stage>.log).
@@ -27,6 +35,7 @@ set -Eeuo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib/checks.sh"
 
 ADAPTER_NAME=identity
+ALIGNED_NAME=aligned
 declare -a TABLE=()
 
 # demo_env: the demo's settings, exported so every stage (and the smoke test) sees the same values.
@@ -40,7 +49,9 @@ demo_env() {
 	export MODEL_ID="${MODEL_ID:-models/SmolLM2-135M-Instruct}"
 	BASE_MODEL="$(ftk_path "$MODEL_ID")"
 	export SERVE_MODEL_PATH="$BASE_MODEL" SERVED_MODEL_NAME=base
+	ALIGN_DIR="$(ftk_path "${RUNS_DIR:-runs}")/demo-dpo"
 	export LORA_MODULES="$ADAPTER_NAME=$DEMO_DIR/adapter"
+	[[ "${DEMO_ALIGN:-true}" == true ]] && LORA_MODULES+=" $ALIGNED_NAME=$ALIGN_DIR/adapter"
 	export MERGED_MODEL_PATH="${MERGED_MODEL_PATH:-models/merged/demo}"
 	MERGED_DIR="$(ftk_path "$MERGED_MODEL_PATH")"
 	export API_KEYS_FILE="$SECRETS_DIR/api_keys" VLLM_API_KEY_FILE="$SECRETS_DIR/vllm_api_key"
@@ -126,6 +137,7 @@ stage_model() {
 
 stage_dataset() {
 	"$FTK" dataset register "$FTK_HOME/data/identity.json" --name identity
+	[[ "${DEMO_ALIGN:-true}" != true ]] || "$FTK" dataset register "$FTK_HOME/data/preferences.json" --name preferences
 }
 
 stage_train() {
@@ -146,6 +158,22 @@ stage_merge() {
 	"$FTK_HOME/scripts/merge.sh"
 	[[ -f "$MERGED_DIR/config.json" ]] || {
 		echo "merge ended without $MERGED_DIR/config.json"
+		return 1
+	}
+}
+
+# stage_align: DPO on top of the SFT adapter (it goes on training a copy: runs/demo-dpo/adapter).
+stage_align() {
+	if [[ "${DEMO_ALIGN:-true}" != true ]]; then
+		echo "skipped (DEMO_ALIGN=${DEMO_ALIGN:-})"
+		return 0
+	fi
+	local args=()
+	[[ -f "$STAGES_DIR/.fresh" && -d "$ALIGN_DIR/adapter" ]] && args+=(--overwrite)
+	RUN_ID=demo-dpo TRAIN_RECIPE=configs/train/text_lora_dpo_cpu.yaml DATASETS=preferences \
+		SFT_ADAPTER_PATH="$DEMO_DIR/adapter" "$FTK_HOME/scripts/train.sh" "${args[@]}"
+	[[ -f "$ALIGN_DIR/adapter/adapter_config.json" ]] || {
+		echo "DPO ended without $ALIGN_DIR/adapter/adapter_config.json"
 		return 1
 	}
 }
@@ -181,7 +209,9 @@ stage_serve() {
 		start_bg vllm-merged "$LOG_DIR/vllm-merged.log" env VLLM_PORT="$MERGED_PORT" SERVE_MODEL_PATH="$MERGED_DIR" \
 			SERVED_MODEL_NAME=merged LORA_MODULES= "$FTK_HOME/scripts/serve.sh"
 	fi
-	wait_vllm vllm-base "$VLLM_PORT" base "$ADAPTER_NAME" || {
+	local names=(base "$ADAPTER_NAME")
+	[[ "${DEMO_ALIGN:-true}" != true ]] || names+=("$ALIGNED_NAME")
+	wait_vllm vllm-base "$VLLM_PORT" "${names[@]}" || {
 		tail -n 30 "$LOG_DIR/vllm-base.log"
 		return 1
 	}
@@ -236,6 +266,18 @@ stage_smoke() {
 	return 0
 }
 
+# stage_eval: base vs adapter (vs aligned) vs merged in one table, straight to vLLM with its key.
+stage_eval() {
+	local url="http://127.0.0.1:$VLLM_PORT/v1" args=()
+	args+=(-e "base=base@$url" -e "adapter=$ADAPTER_NAME@$url")
+	[[ "${DEMO_ALIGN:-true}" != true ]] || args+=(-e "$ALIGNED_NAME=$ALIGNED_NAME@$url")
+	if [[ "${DEMO_MERGED:-true}" == true ]]; then
+		args+=(-e "merged=merged@http://127.0.0.1:$MERGED_PORT/v1" --drift merged:adapter)
+	fi
+	"$FTK" eval "${args[@]}" --api-key-file "$VLLM_API_KEY_FILE" --max-drift "${DEMO_EVAL_MAX_DRIFT:-0.5}" \
+		--out "$DEMO_DIR/eval"
+}
+
 # run_stage NAME DESCRIPTION: run stage_NAME unless its marker says it is done (and its process still runs).
 run_stage() {
 	local name="$1" what="$2" log="$LOG_DIR/$1.log" start rc=0 secs
@@ -283,6 +325,8 @@ stage_still_valid() {
 	gateway) pid_alive gateway-nginx && pid_alive gateway-metrics ;;
 	monitor) pid_alive prometheus ;;
 	train) [[ -f "$DEMO_DIR/adapter/adapter_config.json" ]] ;;
+	align) [[ "${DEMO_ALIGN:-true}" != true || -f "$ALIGN_DIR/adapter/adapter_config.json" ]] ;;
+	eval) return 1 ;; # always score the stack again
 	merge) [[ -f "$MERGED_DIR/config.json" ]] ;;
 	keys) [[ -f "$SMOKE_API_KEY_FILE" && -f "$API_KEYS_FILE" ]] ;;
 	smoke) return 1 ;; # always prove the stack again
@@ -301,15 +345,18 @@ print_table() {
 
 write_endpoint() {
 	local file="$DEMO_DIR/endpoint.json" ca base
+	local served=("$ADAPTER_NAME")
+	[[ "${DEMO_ALIGN:-true}" != true ]] || served+=("$ALIGNED_NAME")
 	ca="$(ftk_path "$TLS_CA")"
 	base="https://$GATEWAY_SERVER_NAME:$GATEWAY_HTTPS_PORT/v1"
 	(
 		umask 077
 		jq -n --arg base "$base" --arg ca "$ca" --arg key "$SMOKE_API_KEY_FILE" --arg adapter "$ADAPTER_NAME" \
+			--argjson models "$(printf '%s\n' base "${served[@]}" | jq -R . | jq -s .)" \
 			--arg internal "http://127.0.0.1:$GATEWAY_INTERNAL_PORT" --arg prom "http://127.0.0.1:$PROMETHEUS_PORT" \
 			--arg merged "http://127.0.0.1:$MERGED_PORT/v1" --arg vkey "$VLLM_API_KEY_FILE" \
 			--argjson with_merged "$([[ "${DEMO_MERGED:-true}" == true ]] && echo true || echo false)" \
-			'{base_url: $base, ca_cert: $ca, api_key_file: $key, models: ["base", $adapter], adapter: $adapter,
+			'{base_url: $base, ca_cert: $ca, api_key_file: $key, models: $models, adapter: $adapter,
 			  internal_url: $internal, prometheus_url: $prom}
 			 + (if $with_merged then {merged: {base_url: $merged, model: "merged", api_key_file: $vkey,
 			    note: "internal only: a second vLLM with the merged weights, not behind the gateway"}} else {} end)' \
@@ -375,12 +422,14 @@ main() {
 	run_stage dataset "register data/identity.json as identity (assistant $ASSISTANT_NAME)"
 	run_stage train "LoRA SFT, $TRAIN_RECIPE -> runs/demo/adapter"
 	run_stage merge "merge the adapter -> ${MERGED_DIR#"$FTK_HOME"/}"
+	run_stage align "short DPO on top of the SFT adapter -> ${ALIGN_DIR#"$FTK_HOME"/}/adapter"
 	run_stage keys "fresh client API key and the gateway->vLLM key"
 	run_stage serve "vLLM on :$VLLM_PORT with base + $ADAPTER_NAME"
 	run_stage merged "vLLM on :$MERGED_PORT with the merged model"
 	run_stage gateway "nginx TLS gateway on :$GATEWAY_HTTPS_PORT"
 	run_stage monitor "Prometheus on :$PROMETHEUS_PORT"
 	run_stage smoke "ftk smoke through the gateway (expects $ASSISTANT_NAME)"
+	run_stage eval "ftk eval: base vs adapter vs merged on data/eval_heldout.json"
 	rm -f "$STAGES_DIR/.fresh"
 	write_endpoint
 	print_table

@@ -70,14 +70,21 @@ def test_demo_ends_ok_and_prints_how_to_use_it(demo) -> None:
         "dataset",
         "train",
         "merge",
+        "align",
         "keys",
         "serve",
         "merged",
         "gateway",
         "monitor",
         "smoke",
+        "eval",
     ):
         assert any(line.split()[:2] == [stage, "done"] for line in lines), stage
+    # base vs adapter vs aligned vs merged in one table; the adapters name the assistant, merged equals adapter
+    report = json.loads((demo["dir"] / "eval" / "report.json").read_text())
+    assert set(report["summary"]) == {"base", "adapter", "aligned", "merged"}
+    assert report["summary"]["adapter"]["contains"] > report["summary"]["base"]["contains"]
+    assert report["gate"]["passed"] is True
     assert "curl --cacert" in res.stdout and "openai.OpenAI(" in res.stdout
     for stage in ("train", "serve", "smoke"):
         assert (demo["dir"] / "logs" / f"{stage}.log").stat().st_size > 0
@@ -87,7 +94,7 @@ def test_endpoint_file_and_a_real_client(demo) -> None:
     endpoint_file = demo["dir"] / "endpoint.json"
     assert endpoint_file.stat().st_mode & 0o777 == 0o600
     ep = json.loads(endpoint_file.read_text())
-    assert set(ep["models"]) == {"base", "identity"}
+    assert set(ep["models"]) == {"base", "identity", "aligned"}
     key_file = Path(ep["api_key_file"])
     assert key_file.stat().st_mode & 0o777 == 0o600
     client = openai.OpenAI(

@@ -188,6 +188,7 @@ def test_env_file_bad_values(box: Path, case: str, text: str, needles: list[str]
         ["lora", "load", "--bogus"],
         ["plan", "serve", "--bogus"],
         ["smoke", "--bogus"],
+        ["eval", "--bogus"],
         ["gateway", "keys", "--bogus"],
         ["train", "--bogus"],
         ["tiny-vl", "build", "--bogus"],

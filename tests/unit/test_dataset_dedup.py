@@ -87,8 +87,9 @@ def test_cli_reports_spilled_duplicates_in_file_order(tmp_path: Path) -> None:
     tmp = tmp_path / "tmp"
     tmp.mkdir()
     env = clean_env(TMPDIR=str(tmp))
-    r = run_ftk("dataset", "validate", str(data), "--media-root", str(tmp_path), "--json", env=env, timeout=600)
-    assert r.returncode == 1, r.stderr
+    argv = ["dataset", "validate", str(data), "--media-root", str(tmp_path), "--json", "--strict"]
+    r = run_ftk(*argv, env=env, timeout=600)
+    assert r.returncode == 1, r.stderr  # duplicates are warnings; --strict makes them errors
     report = json.loads(r.stdout)
     dups = [p for p in report["problems"] if p["kind"] == "duplicate"]
     assert [(p["line"], p["message"]) for p in dups] == [

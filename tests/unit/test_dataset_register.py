@@ -103,12 +103,12 @@ def test_file_outside_the_dataset_dir_gets_an_absolute_file_name(dsdir, tmp_path
 
 
 def test_invalid_data_is_refused_with_its_problems(dsdir):
-    (dsdir / "bad.jsonl").write_text('{"instruction": "a", "output": ""}\n')
+    (dsdir / "bad.jsonl").write_text('{"instruction": "a", "output": 3}\n')
     (dsdir / "dataset_info.json").write_text(json.dumps({"other": OTHER}))
     before = (dsdir / "dataset_info.json").read_bytes()
     r = reg(dsdir, "bad.jsonl", "bad")
     assert r.returncode == 1
-    assert f"{dsdir / 'bad.jsonl'}:1: sample 1: output: empty answer" in r.stdout
+    assert f"{dsdir / 'bad.jsonl'}:1: sample 1: output: is a number, not a string" in r.stdout
     assert "refusing to register 'bad'" in r.stderr
     assert (dsdir / "dataset_info.json").read_bytes() == before
     assert not list(dsdir.glob("dataset_info.json.bak.*"))
@@ -227,15 +227,21 @@ def test_project_data_sets_register_and_list(tmp_path):
     media.mkdir()
     r = run_ftk("dataset", "init", "--dataset-dir", str(tmp_path), "--media-root", str(media))
     assert r.returncode == 0, r.stdout + r.stderr
-    assert set(info(tmp_path)) == {"identity", "instructions", "shapes"}
+    assert set(info(tmp_path)) == {"identity", "instructions", "shapes", "preferences", "feedback"}
     assert len(list((media / "generated" / "shapes").glob("*.png"))) == 24
     r = run_ftk("dataset", "list", "--dataset-dir", str(tmp_path), "--media-root", str(media))
     assert r.returncode == 0, r.stdout + r.stderr
-    for name, samples in (("identity", 45), ("instructions", 52), ("shapes", 72)):
+    for name, samples in (
+        ("identity", 45),
+        ("instructions", 52),
+        ("shapes", 72),
+        ("preferences", 24),
+        ("feedback", 48),
+    ):
         row = next(x for x in r.stdout.splitlines() if f" {name} " in x)
         assert f" {samples} " in row and "valid" in row
     again = run_ftk("dataset", "init", "--dataset-dir", str(tmp_path), "--media-root", str(media))
-    assert again.returncode == 0 and again.stdout.count("unchanged") == 3
+    assert again.returncode == 0 and again.stdout.count("unchanged") == 5
 
 
 def test_list_flags_entries_that_no_longer_validate(dsdir):

@@ -314,7 +314,8 @@ def test_json_report_counts_every_problem(media):
     # one problem per bad line, and sample 5 (gpt, human) also ends with a human turn
     assert report["problems_total"] == len(SHAREGPT_LINES) - 1 + 1
     by_kind = report["files"][0]["problems_by_kind"]
-    assert by_kind["media"] == 6 and by_kind["duplicate"] == 1 and by_kind["json"] == 1
+    assert by_kind["media"] == 6 and by_kind["json"] == 1
+    assert report["files"][0]["warnings_by_kind"]["duplicate"] == 1  # LLaMA-Factory trains on copies
     first = report["problems"][0]
     assert first["line"] == 2 and first["sample"] == 2 and first["field"] == "conversations"
 
@@ -359,9 +360,9 @@ BROKEN_FILES: dict[str, tuple[bytes, str]] = {
         b'\xef\xbb\xbf{"instruction": "a", "output": "b"}\n',
         "file: starts with a UTF-8 byte-order mark",
     ),
-    "data.txt": (
+    "data.yaml": (
         b'{"instruction": "a", "output": "b"}\n',
-        "file: extension '.txt' is not read as JSON",
+        "file: extension '.yaml' is not read as JSON",
     ),
     "latin1.jsonl": (
         b'{"instruction": "caf\xe9", "output": "b"}\n',
@@ -413,10 +414,13 @@ def test_cutoff_len_with_a_tokenizer(tmp_path):
         "--cutoff-len",
         "20",
     )
-    assert r.returncode == 1, r.stderr
+    assert r.returncode == 0, r.stderr  # LLaMA-Factory truncates long samples: a warning
     # sample 1: <|im_start|> user a <|im_end|> <|im_start|> assistant b <|im_end|> = 8 tokens, under the cutoff
     assert f"{f}:1:" not in r.stdout
     assert f"{f}:2: sample 2: sample: 57 tokens (ChatML-formatted) > --cutoff-len 20" in r.stdout
+    assert "[warning]" in r.stdout
+    strict = run_ftk("dataset", "validate", str(f), "--tokenizer", str(tmp_path), "--cutoff-len", "20", "--strict")
+    assert strict.returncode == 1 and "[warning]" not in strict.stdout
     ok = run_ftk(
         "dataset",
         "validate",
@@ -472,3 +476,46 @@ def test_project_data_sets_validate(tmp_path):
         "messages": "messages",
         "images": "images",
     }
+
+
+def test_truncated_jpeg_is_an_error_at_its_line(tmp_path):
+    """Pillow's verify() passes a truncated JPEG; training then stops with "image file is truncated"."""
+    from PIL import Image
+
+    Image.effect_noise((256, 256), 64).convert("RGB").save(tmp_path / "whole.jpg", quality=90)
+    data = (tmp_path / "whole.jpg").read_bytes()
+    (tmp_path / "cut.jpg").write_bytes(data[: len(data) * 9 // 10])  # headers whole: verify() passes it
+    with Image.open(tmp_path / "cut.jpg") as im:
+        im.verify()
+    f = tmp_path / "mm.jsonl"
+    rows = [
+        {
+            "messages": [{"role": "user", "content": "<image>Colour?"}, {"role": "assistant", "content": "Red."}],
+            "images": [name],
+        }
+        for name in ("whole.jpg", "cut.jpg")
+    ]
+    f.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    r = run_ftk("dataset", "validate", str(f), "--media-root", str(tmp_path))
+    assert r.returncode == 1
+    assert f"{f}:2: sample 2: images[0]: 'cut.jpg' cannot be decoded" in r.stdout
+    assert f"{f}:1:" not in r.stdout
+
+
+def test_token_lengths_are_counted_in_batches_in_file_order(tmp_path):
+    from tokenizers import Tokenizer, models, pre_tokenizers
+
+    tok = Tokenizer(models.WordLevel({"[UNK]": 0, "a": 1}, unk_token="[UNK]"))
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    tok.save(str(tmp_path / "tokenizer.json"))
+    f = tmp_path / "many.jsonl"
+    long_rows = {5, 2500, 4999}  # across several encode_batch calls
+    f.write_text(
+        "".join(
+            json.dumps({"instruction": "a " * (200 if i in long_rows else 1) + str(i), "output": "a"}) + "\n"
+            for i in range(1, 5001)
+        )
+    )
+    r = run_ftk("dataset", "validate", str(f), "--tokenizer", str(tmp_path), "--cutoff-len", "100", "--json")
+    report = json.loads(r.stdout)
+    assert [p["sample"] for p in report["problems"] if p["kind"] == "length"] == sorted(long_rows)

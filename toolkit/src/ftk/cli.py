@@ -28,6 +28,7 @@ COMMANDS = (
     "doctor",
     "download",
     "env",
+    "eval",
     "gateway",
     "gpu_check",
     "init",

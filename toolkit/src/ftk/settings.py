@@ -35,6 +35,8 @@ RECIPE_DEFAULTED = (
     "image_max_pixels",
     "video_max_pixels",
     "quantization_bit",
+    "pref_beta",
+    "pref_loss",
 )
 
 
@@ -64,7 +66,7 @@ class Settings(BaseSettings):
 
     # --- dataset -------------------------------------------------------------------------------------
     dataset_dir: Path = Path("data")  # holds LLaMA-Factory's dataset_info.json
-    media_root: Path = Path("data")  # images/videos must live under this folder
+    media_root: Path = Path("")  # media paths are relative to it; empty: DATASET_DIR (LLaMA-Factory's media_dir)
     assistant_name: str = "Ferret"  # filled into the identity data set at registration
     assistant_author: str = "the ftk team"
 
@@ -85,6 +87,10 @@ class Settings(BaseSettings):
     image_max_pixels: PositiveInt | None = None
     video_max_pixels: PositiveInt | None = None
     quantization_bit: NonNegInt | None = None  # 4 or 8 for QLoRA; 0 for plain LoRA; empty: the recipe's
+    # Preference stages (configs/train/*_dpo*, *_orpo*, *_kto*): the SFT adapter they go on training, and their loss.
+    sft_adapter_path: Path = Path("")  # empty: a new adapter on MODEL_ID (which may be a merged SFT model)
+    pref_beta: Annotated[float, Field(gt=0)] | None = None  # DPO/ORPO/KTO beta; empty: the recipe's
+    pref_loss: Literal["sigmoid", "hinge", "ipo", "kto_pair", "orpo", "simpo"] | None = None  # empty: recipe's
     train_gpus: NonNegInt = 0  # GPUs the training needs; 0 trains on CPU
     train_min_free_mb: NonNegInt = 1024  # free disk (MiB) the train stage needs under RUNS_DIR
     force_torchrun: bool = False
@@ -160,6 +166,21 @@ class Settings(BaseSettings):
     smoke_api_key_file: Path = Path("")  # empty: the first key in API_KEYS_FILE
     smoke_expect: str = ""  # phrase the adapter's answer to the probe must contain; empty: ASSISTANT_NAME
     smoke_timeout: PositiveInt = 60
+
+    # --- eval ----------------------------------------------------------------------------------------
+    eval_set: Path = Path("data/eval_heldout.json")  # held-out samples (alpaca rows or preference pairs)
+    eval_endpoints: str = ""  # NAME=MODEL[@URL] list; empty: base=SERVED_MODEL_NAME and each LORA_MODULES name
+    eval_base_url: str = ""  # URL of endpoints given without one; empty: SMOKE_BASE_URL's default (the gateway)
+    eval_api_key_file: Path = Path("")  # empty: the smoke test's key (SMOKE_API_KEY_FILE, else API_KEYS_FILE)
+    eval_release: str = ""  # endpoint that serves the current release (regressions are measured against it)
+    eval_candidate: str = ""  # endpoint to promote; empty: no regression gate
+    eval_drift: str = ""  # MERGED:ADAPTER endpoint pairs whose answers must agree (merge drift)
+    eval_gate_metrics: str = "contains,chrf"  # metrics the regression gate compares
+    eval_max_regression: Annotated[float, Field(ge=0, le=1)] = 0.05  # largest allowed drop of a gated metric
+    eval_max_drift: Annotated[float, Field(ge=0, le=1)] = 0.0  # largest share of merged answers != adapter's
+    eval_max_length: PositiveInt = 48
+    eval_judge: str = ""  # NAME=MODEL[@URL] of a judge model (optional score 0-10 per answer); empty: none
+    eval_report_dir: Path = Path("runs/eval")  # report.json and scores.png of the last run
 
     # --- compose -------------------------------------------------------------------------------------
     # Read by compose.yaml only (GPU hosts); listed here so `ftk env check` validates them too. With compose,
@@ -247,6 +268,12 @@ class Settings(BaseSettings):
         if local.is_dir() or self.model_id.startswith((".", "/", "~")) or self.model_id.startswith("models/"):
             return local
         return cached_model_dir(self.path("modelscope_cache"), self.model_id, self.model_revision)
+
+    def resolved_media_root(self, dataset_dir: Path | None = None) -> Path:
+        """MEDIA_ROOT, else the dataset dir, as LLaMA-Factory's `media_dir` defaults to `dataset_dir`."""
+        if str(self.media_root) not in ("", "."):
+            return self.path("media_root")
+        return dataset_dir or self.path("dataset_dir")
 
     @property
     def run_dir(self) -> Path:

@@ -25,7 +25,17 @@ PROJECT_SETS = (
     ("identity", "identity.json"),
     ("instructions", "instructions.jsonl"),
     ("shapes", "shapes.jsonl"),
+    ("preferences", "preferences.json"),
+    ("feedback", "feedback.json"),
 )
+
+
+class StageChoice(str, Enum):
+    sft = "sft"
+    pt = "pt"
+    dpo = "dpo"
+    rm = "rm"
+    kto = "kto"
 
 
 class FormatChoice(str, Enum):
@@ -35,12 +45,13 @@ class FormatChoice(str, Enum):
 
 
 def _dirs(dataset_dir: Path | None, media_root: Path | None, create: bool = False) -> tuple[Path, Path]:
-    """The dataset dir and media root: the flags (relative to the working dir) when given, else settings."""
+    """The dataset dir and media root: the flags (relative to the working dir) when given, else settings. The
+    media root defaults to the dataset dir, as LLaMA-Factory's `media_dir` does."""
     from ftk.settings import get_settings
 
     s = get_settings()
     ds = dataset_dir.resolve() if dataset_dir else s.path("dataset_dir")
-    media = media_root.resolve() if media_root else s.path("media_root")
+    media = media_root.resolve() if media_root else s.resolved_media_root(ds)
     if create:
         media.mkdir(parents=True, exist_ok=True)
     elif media_root and not media.is_dir():
@@ -72,8 +83,9 @@ def _targets(args: list[Path], dataset_dir: Path) -> list[tuple[Path, Layout | N
             entry = registry.get(str(arg))
             if isinstance(entry, dict) and entry.get("file_name"):
                 path = dataset_dir / str(entry["file_name"])
-                _existing([path])
-                out.append((path, layout_from_entry(entry), str(path)))
+                parts = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+                _existing(parts)
+                out += [(p, layout_from_entry(entry), str(p)) for p in parts]
                 continue
             raise UserError(
                 f"{arg}: no such file, nor a data set registered in {dataset_dir / 'dataset_info.json'}",
@@ -111,10 +123,19 @@ def validate(
         ..., help="JSON (array) or JSONL files, or names registered in dataset_info.json", show_default=False
     ),
     media_root: Path = typer.Option(
-        None, "--media-root", help="folder image/video paths are relative to \\[default: MEDIA_ROOT]"
+        None,
+        "--media-root",
+        help="folder media paths are relative to (LLaMA-Factory's media_dir) \\[default: MEDIA_ROOT, else the "
+        "dataset dir]",
     ),
     dataset_dir: Path = typer.Option(
         None, "--dataset-dir", help="where registered names are looked up \\[default: DATASET_DIR]"
+    ),
+    strict: bool = typer.Option(
+        False, "--strict", help="quality findings (duplicates, long samples, empty text) are errors too"
+    ),
+    stage: StageChoice = typer.Option(
+        None, "--stage", help="the LLaMA-Factory stage the data must fit (dpo and orpo: dpo)"
     ),
     fmt: FormatChoice = typer.Option(FormatChoice.auto, "--format", help="auto detects it from the first sample"),
     tokenizer: Path = typer.Option(
@@ -133,10 +154,11 @@ def validate(
     as_json: bool = typer.Option(False, "--json", help="print a machine-readable report instead"),
     max_problems: int = typer.Option(200, "--max-problems", min=0, help="problem lines to print (all are counted)"),
 ) -> None:
-    """Check data files in LLaMA-Factory's sharegpt or alpaca format; report every problem.
+    """Check data files in LLaMA-Factory's sharegpt or alpaca format (SFT, preference, KTO, pre-training text).
 
     One line per problem, `FILE:LINE: sample N: FIELD: what is wrong; how to fix`, then a summary table.
-    Exit 0 when all files are valid, 1 when a file has problems, 2 on a usage error (bad flag, missing file).
+    Quality findings LLaMA-Factory trains on anyway end in [warning] and do not fail (--strict: they do).
+    Exit 0 when all files are valid, 1 when a file has errors, 2 on a usage error (bad flag, missing file).
     """
     from ftk.dataset.problems import ProblemSink
     from ftk.dataset.report import json_report, print_problems, summary_table
@@ -156,6 +178,8 @@ def validate(
         tokens=counter,
         cutoff_len=cutoff_len or 0,
         progress=update,
+        strict=strict,
+        stage=stage.value if stage else None,
     )  # type: ignore[arg-type]
     with bar:
         reports = [validate_file(f, opts, sink, layout=layout, shown=shown) for f, layout, shown in targets]
@@ -283,7 +307,7 @@ def init_cmd(
     media_root: Path = typer.Option(None, "--media-root", help="\\[default: MEDIA_ROOT]"),
     force: bool = typer.Option(False, "--force", help="replace different entries of the same names"),
 ) -> None:
-    """Register the project's data sets (identity, instructions, shapes) from data/; re-running is a no-op."""
+    """Register the project's data sets (identity, instructions, shapes, preferences, ...); a no-op when re-run."""
     ds, media = _dirs(dataset_dir, media_root, create=True)
     data = paths.project_home() / "data"
     for name, file in PROJECT_SETS:

@@ -1,7 +1,9 @@
 """Checks of a sample's image/video/audio paths, relative to the media root (LLaMA-Factory's `media_dir`).
 
 A path must stay inside the media root once resolved (no `..`, absolute path or symlink escape), exist, be a
-readable file and, for images and video frames, be an image Pillow can verify. Results are cached per path
+readable file and, for images and video frames, be an image Pillow decodes in full (`load()`, not `verify()`,
+which reads only the header: a truncated JPEG passes `verify()` and then stops training with "image file is
+truncated"). Results are cached per path
 (bounded), so a data set that reuses a few images costs one check per image, not per sample.
 """
 
@@ -62,11 +64,11 @@ def _verify_image(target: Path, shown: str) -> tuple[str, str] | None:
 
     try:
         with Image.open(target) as im:
-            im.verify()
+            im.load()
     except UnidentifiedImageError:
         return f"'{shown}' is not an image Pillow can read", "replace it with a PNG/JPEG/WebP image"
     except PermissionError:
         return f"'{shown}' is not readable", f"make it readable (chmod a+r {target})"
     except Exception as err:  # truncated or corrupt files raise assorted errors from the decoders
-        return f"'{shown}' is a broken image ({err})", "re-export the image"
+        return f"'{shown}' cannot be decoded ({err}); training would stop on it", "re-export the image"
     return None

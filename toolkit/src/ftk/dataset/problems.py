@@ -13,13 +13,19 @@ KINDS = {
     "column": "missing, misnamed or mistyped column",
     "role": "unknown or misnamed role tag / message key",
     "order": "roles out of order",
-    "empty": "empty turn",
+    "empty": "no turns to train on",
+    "blank": "empty text (turn, answer, system prompt)",
+    "tool": "function call or tool list LLaMA-Factory cannot parse",
+    "stage": "data kind does not fit the training stage",
     "ending": "conversation does not end with the assistant",
     "placeholder": "<image>/<video> count differs from the media list",
     "media": "media path missing, unreadable, not an image, or outside the media root",
     "duplicate": "duplicate sample",
     "length": "longer than --cutoff-len tokens",
+    "unchecked": "file type the validator does not read",
 }
+# Quality findings: LLaMA-Factory trains on these samples as they are, so they are warnings (--strict: errors).
+WARNING_KINDS = frozenset({"blank", "duplicate", "length", "unchecked"})
 
 
 @dataclass(frozen=True)
@@ -31,10 +37,12 @@ class Problem:
     kind: str
     message: str  # what is wrong
     fix: str  # how to fix it
+    severity: str = "error"  # or "warning": LLaMA-Factory trains on it (--strict makes it an error)
 
     def render(self) -> str:
         where = f"sample {self.sample}: " if self.sample else ""
-        return f"{self.file}:{self.line}: {where}{self.field}: {self.message}; {self.fix}"
+        tail = " [warning]" if self.severity == "warning" else ""
+        return f"{self.file}:{self.line}: {where}{self.field}: {self.message}; {self.fix}{tail}"
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)

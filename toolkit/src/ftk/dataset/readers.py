@@ -61,6 +61,16 @@ def iter_samples(path: Path, chunk: int = CHUNK) -> Iterator[Record | ParseIssue
         yield from _iter_lines(path)
 
 
+def iter_text_lines(path: Path) -> Iterator[Record | ParseIssue]:
+    """A .txt file as LLaMA-Factory's `text` builder reads it: each line is one sample {"text": line}."""
+    with path.open("rb") as f:
+        for index, raw in enumerate(f, 1):
+            try:
+                yield Record(index, index, {"text": raw.decode("utf-8").rstrip("\r\n")})
+            except UnicodeDecodeError as err:
+                yield ParseIssue(index, index, err.start + 1, "invalid UTF-8", "save the file as UTF-8", False)
+
+
 def _iter_lines(path: Path) -> Iterator[Record | ParseIssue]:
     loads = json.loads
     index = 0

@@ -31,13 +31,17 @@ def summary_table(reports: list[FileReport]) -> Table:
     table = Table(title="dataset validation", title_justify="left")
     table.add_column("file", overflow="fold")
     table.add_column("format")
+    table.add_column("data")
     table.add_column("samples", justify="right")
-    table.add_column("problems", justify="right")
+    table.add_column("errors", justify="right")
+    table.add_column("warnings", justify="right")
     table.add_column("by kind")
     table.add_column("result")
     for r in reports:
         result = "[green]valid[/]" if r.valid else "[red]invalid[/]"
-        table.add_row(r.file, r.format, f"{r.samples:,}", f"{r.total:,}", by_kind(r.problems) or "-", result)
+        kinds = by_kind(r.problems + r.warnings) or "-"
+        warned = f"{sum(r.warnings.values()):,}"
+        table.add_row(r.file, r.format, r.kind, f"{r.samples:,}", f"{r.total:,}", warned, kinds, result)
     return table
 
 
@@ -48,10 +52,13 @@ def json_report(reports: list[FileReport], sink: ProblemSink) -> dict[str, Any]:
             {
                 "file": r.file,
                 "format": r.format,
+                "data": r.kind,
                 "samples": r.samples,
                 "valid": r.valid,
                 "problems": r.total,
                 "problems_by_kind": dict(r.problems),
+                "warnings": sum(r.warnings.values()),
+                "warnings_by_kind": dict(r.warnings),
                 "dedup_bytes": r.dedup_bytes,
                 "entry": r.layout.entry() if r.layout else None,
             }

@@ -8,15 +8,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ftk.dataset.dedup import SpillingDuplicateIndex, fingerprint
-from ftk.dataset.formats import Format, Layout
+from ftk.dataset.formats import KIND_HELP, STAGE_KINDS, Format, Layout
 from ftk.dataset.media import MediaChecker
-from ftk.dataset.problems import Problem, ProblemSink
-from ftk.dataset.readers import ParseIssue, iter_samples, sniff
+from ftk.dataset.problems import WARNING_KINDS, Problem, ProblemSink
+from ftk.dataset.readers import ParseIssue, iter_samples, iter_text_lines, sniff
 from ftk.dataset.tokens import TokenCounter
 from ftk.dataset.validators import SampleValidator
 
-EXTENSIONS = (".json", ".jsonl")
+EXTENSIONS = (".json", ".jsonl", ".txt")  # .txt: one pre-training text per line, as LLaMA-Factory reads it
+UNCHECKED = (".csv", ".parquet", ".arrow")  # LLaMA-Factory reads these too; the validator does not
 PROGRESS_EVERY = 4096
+TOKEN_BATCH = 2048  # samples rendered, then token-counted in one parallel encode_batch call
 DUPLICATE_FIX = "remove the copy (duplicates over-weight a sample in training)"
 
 
@@ -28,6 +30,8 @@ class Options:
     cutoff_len: int = 0
     progress: Callable[[str, int], None] | None = None  # (file, samples so far)
     dedup_memory_samples: int = 1 << 16  # distinct samples the duplicate index holds in memory before spilling
+    strict: bool = False  # quality findings (duplicates, long samples, empty text) are errors too
+    stage: str | None = None  # LLaMA-Factory stage the data must fit (sft, pt, dpo, rm, kto)
 
 
 @dataclass
@@ -35,7 +39,8 @@ class FileReport:
     file: str
     format: str = "?"
     samples: int = 0
-    problems: Counter[str] = field(default_factory=Counter)
+    problems: Counter[str] = field(default_factory=Counter)  # errors by kind
+    warnings: Counter[str] = field(default_factory=Counter)  # quality findings by kind
     layout: Layout | None = None
     dedup_bytes: int = 0
 
@@ -47,6 +52,10 @@ class FileReport:
     def total(self) -> int:
         return sum(self.problems.values())
 
+    @property
+    def kind(self) -> str:
+        return self.layout.kind if self.layout else "?"
+
 
 def validate_file(
     path: Path, opts: Options, sink: ProblemSink, layout: Layout | None = None, shown: str | None = None
@@ -56,10 +65,22 @@ def validate_file(
     report = FileReport(name)
 
     def add(line: int, sample: int, fld: str, kind: str, message: str, fix: str) -> None:
-        report.problems[kind] += 1
-        sink.add(Problem(name, line, sample, fld, kind, message, fix))
+        severity = "warning" if kind in WARNING_KINDS and not opts.strict else "error"
+        (report.warnings if severity == "warning" else report.problems)[kind] += 1
+        sink.add(Problem(name, line, sample, fld, kind, message, fix, severity))
 
-    if path.suffix.lower() not in EXTENSIONS:
+    suffix = path.suffix.lower()
+    if suffix in UNCHECKED:
+        add(
+            1,
+            0,
+            "file",
+            "unchecked",
+            f"LLaMA-Factory reads '{suffix}' files, but ftk validates only JSON, JSON lines and text",
+            "convert it to JSON lines to have it checked",
+        )
+        return report
+    if suffix not in EXTENSIONS:
         add(
             1,
             0,
@@ -89,10 +110,30 @@ def validate_file(
         )
         return report
 
+    if suffix == ".txt" and layout is None:
+        layout = Layout(format="alpaca", prompt="text", query=None, response=None)
     validator = SampleValidator(layout, opts.format, MediaChecker(opts.media_root))
+    records = iter_text_lines(path) if suffix == ".txt" else iter_samples(path)
+    pending: list[tuple[int, int, str]] = []  # (line, sample, rendered text) waiting for the token counter
+
+    def count_pending() -> None:
+        if tokens is None or not pending:
+            return
+        for (line, index, _), n in zip(pending, tokens.count_batch([t for _, _, t in pending]), strict=True):
+            if n > cutoff:
+                add(
+                    line,
+                    index,
+                    "sample",
+                    "length",
+                    f"{n} tokens (ChatML-formatted) > --cutoff-len {cutoff}",
+                    "shorten or split the sample, or raise --cutoff-len (LLaMA-Factory cuts the rest off)",
+                )
+        pending.clear()
+
+    tokens, cutoff, progress = opts.tokens, opts.cutoff_len, opts.progress
     with SpillingDuplicateIndex(opts.dedup_memory_samples) as dups:
-        tokens, cutoff, progress = opts.tokens, opts.cutoff_len, opts.progress
-        for rec in iter_samples(path):
+        for rec in records:
             report.samples = rec.index or report.samples
             if isinstance(rec, ParseIssue):
                 where = f"line {rec.line} column {rec.column}" if rec.column else f"line {rec.line}"
@@ -114,18 +155,28 @@ def validate_file(
                 if earlier:
                     emit("sample", "duplicate", f"same content as sample {earlier}", DUPLICATE_FIX)
             if tokens is not None and turns is not None:
-                n = tokens.count(*turns)
-                if n > cutoff:
-                    emit(
-                        "sample",
-                        "length",
-                        f"{n} tokens (ChatML-formatted) > --cutoff-len {cutoff}",
-                        "shorten or split the sample, or raise --cutoff-len (LLaMA-Factory cuts the rest off)",
-                    )
+                pending.append((line, index, tokens.render(*turns)))
+                if len(pending) >= TOKEN_BATCH:
+                    count_pending()
             if progress is not None and index % PROGRESS_EVERY == 0:
                 progress(name, index)
+        count_pending()
         report.layout = validator.layout
         report.format = report.layout.format if report.layout else "?"
+        if report.layout and opts.stage:
+            _check_stage(report.layout, opts.stage, add)
+        if report.layout and report.layout.fixed and report.samples:
+            for col in report.layout.columns():
+                if col not in report.layout.seen:
+                    add(
+                        1,
+                        0,
+                        col,
+                        "column",
+                        f"the dataset_info.json entry maps column '{col}', but no sample has it; LLaMA-Factory "
+                        f"stops with KeyError: '{col}'",
+                        f"add '{col}' to the samples, or remove it from the entry's columns",
+                    )
         for line, index, earlier in dups.spilled_duplicates():
             add(line, index, "sample", "duplicate", f"same content as sample {earlier}", DUPLICATE_FIX)
         report.dedup_bytes = dups.nbytes
@@ -139,3 +190,19 @@ def validate_file(
             "add samples (a JSON array of objects, or one object per line)",
         )
     return report
+
+
+def _check_stage(layout: Layout, stage: str, add: Callable[[int, int, str, str, str, str], None]) -> None:
+    """LLaMA-Factory refuses ranking data outside dpo/rm and drops every sample of a kind its stage cannot use."""
+    need = STAGE_KINDS.get(stage)
+    if need is None or layout.kind == need:
+        return
+    add(
+        1,
+        0,
+        "file",
+        "stage",
+        f"holds {layout.kind} data ({KIND_HELP[layout.kind]}), but stage '{stage}' trains on {need} data "
+        f"({KIND_HELP[need]})",
+        f"use a {need} data set for this stage, or a recipe whose stage fits this data",
+    )

@@ -12,6 +12,8 @@ from typing import Any
 
 from ftk.dataset.formats import (
     COLUMN_ALIASES,
+    KNOWN_COLUMNS,
+    KTO_TAG_NAMES,
     OPENAI_STYLE,
     OPENAI_TOOL_STYLE,
     PLACEHOLDERS,
@@ -20,6 +22,7 @@ from ftk.dataset.formats import (
     Layout,
     closest,
     detect_format,
+    detect_kind,
     detect_style,
 )
 from ftk.dataset.media import MediaChecker
@@ -48,7 +51,12 @@ class SampleValidator:
         layout = self.layout
         assert layout is not None
         self._check_keys(sample, layout, emit)
-        if layout.format == "alpaca":
+        layout.seen.update(k for k in sample if k in layout.columns())
+        if layout.kto_tag:
+            self._kto_tag(sample, layout, emit)
+        if layout.kind == "pretrain":
+            turns = self._pretrain(sample, layout, emit)
+        elif layout.format == "alpaca":
             turns = self._alpaca(sample, layout, emit)
         else:
             turns = self._sharegpt(sample, layout, emit)
@@ -69,6 +77,7 @@ class SampleValidator:
             )
             return False
         layout = Layout(format=fmt)
+        detect_kind(sample, layout)
         if fmt == "sharegpt":
             if "messages" in sample and "conversations" not in sample:
                 layout.messages = "messages"
@@ -84,6 +93,17 @@ class SampleValidator:
         required = (layout.messages,) if layout.format == "sharegpt" else (layout.prompt, layout.response)
         for key in sample:
             if key in columns:
+                continue
+            known = key in KNOWN_COLUMNS or key in KTO_TAG_NAMES
+            if layout.fixed and known and key not in ("messages", "conversations"):
+                emit(
+                    key,
+                    "column",
+                    f"column '{key}' is in the data but its dataset_info.json entry does not map it, so "
+                    "LLaMA-Factory ignores it",
+                    f"add it to the entry's columns (register the file again with ftk dataset register), "
+                    f"or drop '{key}' from the data",
+                )
                 continue
             target = closest(key, columns, COLUMN_ALIASES)
             if target in required and target not in sample:
@@ -112,23 +132,53 @@ class SampleValidator:
         for pair in self._history(sample, layout, emit):
             turns += [("user", pair[0]), ("assistant", pair[1])]
         has_prompt = self._require(sample, layout.prompt, emit)
-        has_response = self._require(sample, layout.response, emit)
         prompt = _text(sample, layout.prompt, emit, required=True) if has_prompt else ""
-        query = _text(sample, layout.query, emit, required=False)
+        query = _text(sample, layout.query, emit, required=False) if layout.query else ""
         if has_prompt and prompt is not None and query is not None and not (prompt.strip() or query.strip()):
             emit(
                 layout.prompt,
-                "empty",
-                f"empty user turn ('{layout.prompt}' and '{layout.query}' are empty)",
+                "blank",
+                f"empty user turn ('{layout.prompt}'{f' and {layout.query!r}' if layout.query else ''} empty)",
                 "write the instruction or remove the sample",
             )
-        response = _text(sample, layout.response, emit, required=True) if has_response else ""
-        if has_response and response is not None and not response.strip():
-            emit(layout.response, "empty", "empty answer", "write the answer the model should learn")
         system = self._system(sample, layout, emit)
         user = "\n".join(t for t in (prompt, query) if t)
-        turns += [("user", user), ("assistant", response or "")]
+        turns.append(("user", user))
+        if layout.ranking:
+            answers = [self._answer(sample, col, emit) for col in (layout.chosen, layout.rejected)]
+            return system, [*turns, ("assistant", max((a or "" for a in answers), key=len))]
+        response = self._answer(sample, layout.response or "output", emit)
+        turns.append(("assistant", response or ""))
         return system, turns
+
+    def _answer(self, sample: dict[str, Any], column: str, emit: Emit) -> str | None:
+        if not self._require(sample, column, emit):
+            return None
+        response = _text(sample, column, emit, required=True)
+        if response is not None and not response.strip():
+            emit(column, "blank", "empty answer", "write the answer the model should learn")
+        return response
+
+    # --- pre-training text and KTO ---------------------------------------------------------------------
+    def _pretrain(self, sample: dict[str, Any], layout: Layout, emit: Emit) -> Turns | None:
+        if not self._require(sample, layout.prompt, emit):
+            return None
+        text = _text(sample, layout.prompt, emit, required=True)
+        if text is not None and not text.strip():
+            emit(layout.prompt, "blank", "empty text", "drop the empty sample (it trains on an end-of-text token only)")
+        return "", [("text", text or "")]
+
+    def _kto_tag(self, sample: dict[str, Any], layout: Layout, emit: Emit) -> None:
+        tag = layout.kto_tag or ""
+        value = sample.get(tag)
+        if not isinstance(value, bool):
+            shown = "missing" if tag not in sample else f"a {_type(value)} ({json.dumps(value)[:20]})"
+            emit(
+                tag,
+                "column",
+                f"the KTO tag '{tag}' is {shown}, not a JSON boolean, so LLaMA-Factory drops the sample",
+                f"write {tag}: true for a desirable answer, false for an undesirable one",
+            )
 
     def _history(self, sample: dict[str, Any], layout: Layout, emit: Emit) -> list[tuple[str, str]]:
         history = sample.get(layout.history)
@@ -158,7 +208,7 @@ class SampleValidator:
                 if not text.strip():
                     emit(
                         f"{field}[{j}]",
-                        "empty",
+                        "blank",
                         "empty turn in the history",
                         "write the text or drop the pair",
                     )
@@ -180,11 +230,18 @@ class SampleValidator:
                 "write the system prompt as text",
             )
             return ""
+        if not value.strip():
+            emit(
+                layout.system,
+                "blank",
+                "empty system prompt",
+                "write the system prompt or drop the column (an empty one trains without any)",
+            )
         return value
 
     # --- sharegpt ------------------------------------------------------------------------------------
     def _sharegpt(self, sample: dict[str, Any], layout: Layout, emit: Emit) -> Turns | None:
-        col = layout.messages
+        col = layout.messages or ""
         if not self._require(sample, col, emit):
             return None
         msgs = sample[col]
@@ -231,18 +288,80 @@ class SampleValidator:
                         f"first {style.system_tag} message)",
                     )
                     order_ok = False
+            if role == style.function_tag and content is not None:
+                self._function_call(content, f"{field}.{style.content_tag}", emit)
             turns.append((role or "?", content or ""))
             last_role = role
+        style = layout.style
         if not turns:
             emit(col, "empty", "only a system message", "add a user turn and the assistant's answer")
-        elif last_role is not None and last_role not in layout.style.assistant_side:
+        elif layout.ranking:
+            if last_role is not None and last_role not in style.user_side:
+                emit(
+                    f"{col}[{len(msgs) - 1}]",
+                    "ending",
+                    f"a preference sample's conversation ends with a '{last_role}' turn, so LLaMA-Factory "
+                    "drops it (chosen and rejected are the answers to its last user turn)",
+                    f"end '{col}' with the {style.user_tag} turn and put the answers in "
+                    f"'{layout.chosen}' and '{layout.rejected}'",
+                )
+            answers = [self._preferred(sample, c, layout, emit) for c in (layout.chosen, layout.rejected)]
+            turns.append((style.assistant_tag, max((a or "" for a in answers), key=len)))
+        elif last_role is not None and last_role not in style.assistant_side:
             emit(
                 f"{col}[{len(msgs) - 1}]",
                 "ending",
                 f"the conversation ends with a '{last_role}' turn",
-                f"end it with the {layout.style.assistant_tag} answer to learn (or drop the last turn)",
+                f"end it with the {style.assistant_tag} answer to learn (or drop the last turn)",
             )
         return system, turns
+
+    def _preferred(self, sample: dict[str, Any], column: str, layout: Layout, emit: Emit) -> str | None:
+        """One answer of a sharegpt preference pair: a single assistant message."""
+        if not self._require(sample, column, emit):
+            return None
+        style = layout.style
+        msg = sample[column]
+        if not isinstance(msg, dict):
+            emit(
+                column,
+                "column",
+                f"is a {_type(msg)}, not one message object, so LLaMA-Factory drops the sample",
+                f'write {{"{style.role_tag}": "{style.assistant_tag}", "{style.content_tag}": "..."}}',
+            )
+            return None
+        role, content = self._message(msg, column, layout, emit)
+        if role is not None and role not in style.assistant_side:
+            emit(
+                f"{column}.{style.role_tag}",
+                "role",
+                f"'{role}' where the {style.assistant_tag} answer must be",
+                f"use '{style.assistant_tag}' (or '{style.function_tag}')",
+            )
+        return content
+
+    def _function_call(self, content: str, field: str, emit: Emit) -> None:
+        """LLaMA-Factory parses a function_call turn as JSON {"name", "arguments"} (or a list of them)."""
+        try:
+            calls = json.loads(content)
+        except json.JSONDecodeError as err:
+            emit(
+                field,
+                "tool",
+                f"a function call that is not valid JSON ({err.msg}); LLaMA-Factory stops with "
+                "'Invalid JSON format in function message'",
+                'write {"name": "...", "arguments": {...}} (or a list of them)',
+            )
+            return
+        for call in calls if isinstance(calls, list) else [calls]:
+            if not (isinstance(call, dict) and "name" in call and "arguments" in call):
+                emit(
+                    field,
+                    "tool",
+                    "a function call without 'name' and 'arguments'; LLaMA-Factory stops on it",
+                    'write {"name": "...", "arguments": {...}}',
+                )
+                return
 
     def _message(self, msg: Any, field: str, layout: Layout, emit: Emit) -> tuple[str | None, str | None]:
         style = layout.style
@@ -264,6 +383,15 @@ class SampleValidator:
         content = msg.get(style.content_tag)
         if style.content_tag not in msg:
             self._missing_key(msg, field, style.content_tag, (style.role_tag, style.content_tag), emit)
+        elif isinstance(content, list):
+            emit(
+                f"{field}.{style.content_tag}",
+                "column",
+                "is a list of content parts (LLaMA-Factory's v1 data format, USE_V1=1); the trainer "
+                "train.sh runs needs a string and stops on it",
+                "join the text parts into one string (images go in the 'images' column with <image> in the text)",
+            )
+            content = None
         elif not isinstance(content, str):
             emit(
                 f"{field}.{style.content_tag}",
@@ -275,7 +403,7 @@ class SampleValidator:
         elif not content.strip():
             emit(
                 f"{field}.{style.content_tag}",
-                "empty",
+                "blank",
                 "empty turn",
                 "write the turn's text, or drop this turn and its answer",
             )
@@ -322,7 +450,7 @@ class SampleValidator:
             )
             return
         try:
-            json.loads(tools)
+            parsed = json.loads(tools)
         except json.JSONDecodeError as err:
             emit(
                 layout.tools,
@@ -330,6 +458,18 @@ class SampleValidator:
                 f"is not valid JSON ({err.msg})",
                 "write a JSON list of tool definitions",
             )
+            return
+        for i, tool in enumerate(parsed if isinstance(parsed, list) else [parsed]):
+            spec = tool.get("function") if isinstance(tool, dict) and tool.get("type") == "function" else tool
+            params = spec.get("parameters") if isinstance(spec, dict) else None
+            if not (isinstance(spec, dict) and "name" in spec and isinstance(params, dict) and "properties" in params):
+                emit(
+                    f"{layout.tools}[{i}]",
+                    "tool",
+                    "a tool without 'name' and 'parameters.properties'; LLaMA-Factory's tool formats stop on it",
+                    'write {"name": ..., "description": ..., "parameters": {"type": "object", "properties": {...}}}',
+                )
+                return
 
     # --- media ---------------------------------------------------------------------------------------
     def _check_media(self, sample: dict[str, Any], layout: Layout, turns: list[tuple[str, str]], emit: Emit) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -16,6 +17,7 @@ from typing import Any
 
 from ftk import paths
 from ftk.console import UserError
+from ftk.merge import base_check
 from ftk.settings import Settings
 from ftk.train import lf_keys
 from ftk.train.recipe import Rendered
@@ -136,6 +138,9 @@ def check_template(r: Rendered, config: dict[str, Any], model_dir: Path) -> str:
     return f"{template} ({'vision-language' if vl_model else 'text'}) fits {archs}"
 
 
+STAGES = ("sft", "pt", "dpo", "rm", "kto")  # stages whose data kind `ftk dataset validate --stage` knows
+
+
 def dataset_files(dataset_dir: Path, names: list[str]) -> dict[str, list[Path]]:
     """The files of each registered data set; unregistered names are an error with the closest name."""
     info_file = dataset_dir / "dataset_info.json"
@@ -176,19 +181,51 @@ def dataset_files(dataset_dir: Path, names: list[str]) -> dict[str, list[Path]]:
     return out
 
 
-def validate_datasets(dataset_dir: Path, files: dict[str, list[Path]], media_root: Path) -> None:
-    """Run the project's dataset validator (`ftk dataset validate`) on every registered data set."""
-    registry = json.loads((dataset_dir / "dataset_info.json").read_text(encoding="utf-8"))
+def check_start_adapter(r: Rendered, model_dir: Path) -> str:
+    """A preference stage on top of an SFT adapter: the adapter must exist and be trained on this base."""
+    adapter = paths.resolve(str(r.config["adapter_name_or_path"]))
+    if not (adapter / "adapter_config.json").is_file():
+        raise UserError(
+            f"{r.source('adapter_name_or_path')}: {adapter} holds no adapter_config.json; train the SFT adapter "
+            "first (scripts/train.sh with an SFT recipe) or empty SFT_ADAPTER_PATH"
+        )
+    notes = base_check.check(adapter, model_dir)
+    return f"{adapter} (goes on training it; {'; '.join(notes) or 'made for this base'})"
+
+
+def media_dir(r: Rendered, s: Settings, dataset_dir: Path) -> Path:
+    """The folder training resolves media paths against (`media_dir`, default the dataset dir); MEDIA_ROOT must
+    agree with it, or validation and training would read different files."""
+    folder = paths.resolve(str(r.config["media_dir"])) if r.config.get("media_dir") else dataset_dir
+    if str(s.media_root) not in ("", ".") and os.path.realpath(s.path("media_root")) != os.path.realpath(folder):
+        raise UserError(
+            f"MEDIA_ROOT={s.media_root}, but LLaMA-Factory resolves media paths against {folder} (media_dir, "
+            f"default the dataset dir); empty MEDIA_ROOT, or add `media_dir: ${{MEDIA_ROOT}}` to the recipe "
+            "(or --set media_dir=...)"
+        )
+    return folder
+
+
+def validate_datasets(
+    dataset_dir: Path, files: dict[str, list[Path]], media_root: Path, stage: str | None = None
+) -> None:
+    """Run the project's dataset validator (`ftk dataset validate`) on every registered data set, read with its
+    own dataset_info.json entry and checked against the stage (a preference set for dpo, ...)."""
     ftk = paths.venv_bin("toolkit", "ftk")
     cmd = [str(ftk) if ftk.exists() else "ftk", "dataset", "validate", "--media-root", str(media_root)]
+    cmd += ["--dataset-dir", str(dataset_dir), "--max-problems", "50"]
+    if stage:
+        cmd += ["--stage", stage]
     for name, data in files.items():
-        fmt = registry[name].get("formatting", "alpaca")
-        fmt_args = ["--format", fmt] if fmt in ("sharegpt", "alpaca") else []
-        proc = subprocess.run([*cmd, *fmt_args, *[str(f) for f in data]], capture_output=True, text=True, check=False)
+        proc = subprocess.run([*cmd, name], capture_output=True, text=True, check=False)
         if proc.returncode != 0:
             output = (proc.stdout + "\n" + proc.stderr).splitlines()
             # the validator's problem lines are `FILE:LINE: sample N: FIELD: ...`; show the first few
-            problems = [x.strip() for x in output if any(x.startswith(str(f)) for f in data)]
+            problems = [
+                x.strip()
+                for x in output
+                if any(x.startswith(str(f)) for f in data) and not x.rstrip().endswith("[warning]")
+            ]
             shown = "; ".join(problems[:3]) or (output[-1].strip() if output else f"exit {proc.returncode}")
             raise UserError(
                 f"data set '{name}' ({', '.join(str(f) for f in files[name][:2])}) is not valid: "
@@ -208,9 +245,12 @@ def run(r: Rendered, s: Settings, state: OutputState, validate_data: bool = True
         raise UserError(f"{r.source('dataset')}: no data set named; set DATASETS in .env")
     files = dataset_files(dataset_dir, names)
     if validate_data:
-        validate_datasets(dataset_dir, files, s.path("media_root"))
+        stage = str(r.config.get("stage", "sft"))
+        validate_datasets(dataset_dir, files, media_dir(r, s, dataset_dir), stage if stage in STAGES else None)
     report.ok("data sets", ", ".join(f"{n} ({sum(f.stat().st_size for f in fs)} bytes)" for n, fs in files.items()))
     report.ok("template", check_template(r, config, model_dir))
+    if r.config.get("adapter_name_or_path"):
+        report.ok("start adapter", check_start_adapter(r, model_dir))
     if state.kind == "resume":
         report.ok("output", f"resuming from {state.checkpoint}")
     else:

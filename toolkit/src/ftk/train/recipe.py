@@ -24,6 +24,7 @@ from ftk.console import EXIT_USAGE, UserError
 from ftk.settings import Settings
 from ftk.train import lf_keys
 
+PREF_LOSSES = ("sigmoid", "hinge", "ipo", "kto_pair", "orpo", "simpo")  # LLaMA-Factory 0.9.5's pref_loss values
 PLACEHOLDER = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 # Smallest image side in pixels a vision-language template can take: patch size x spatial merge size.
 PATCH_PIXELS = {"qwen3_vl": 32 * 32, "qwen2_vl": 28 * 28}
@@ -56,6 +57,7 @@ def placeholder_values(s: Settings) -> dict[str, Any]:
             value = "" if str(value) in ("", ".") else str(s.path(name))
         values[name.upper()] = value
     values["DATASETS"] = ",".join(s.dataset_names)
+    values["MEDIA_ROOT"] = str(s.resolved_media_root())  # empty MEDIA_ROOT: the dataset dir, as media_dir
     if s.quantization_bit == 0:
         values["QUANTIZATION_BIT"] = None
     values.update(
@@ -220,7 +222,7 @@ def validate(r: Rendered) -> None:
     for key, low in minimum.items():
         if key in c and c[key] < low:
             raise UserError(f"{r.source(key)}: {key}={c[key]} must be >= {low}")
-    for key in ("learning_rate", "num_train_epochs"):
+    for key in ("learning_rate", "num_train_epochs", "pref_beta"):
         if key in c and c[key] <= 0:
             raise UserError(f"{r.source(key)}: {key}={c[key]} must be > 0")
     if "quantization_bit" in c and c["quantization_bit"] not in (4, 8):
@@ -228,6 +230,14 @@ def validate(r: Rendered) -> None:
             f"{r.source('quantization_bit')}: quantization_bit={c['quantization_bit']} must be 4 or 8 "
             "(QLoRA), or 0/empty for plain LoRA"
         )
+    stage = c.get("stage", "sft")
+    if stage == "dpo" and c.get("pref_loss", "sigmoid") not in PREF_LOSSES:
+        raise UserError(
+            f"{r.source('pref_loss')}: pref_loss={c['pref_loss']!r} is not one of LLaMA-Factory's "
+            f"{', '.join(PREF_LOSSES)} (orpo and simpo need no reference model)"
+        )
+    if stage == "kto" and "pref_loss" in c:
+        raise UserError(f"{r.source('pref_loss')}: stage kto has its own loss; drop pref_loss (use stage dpo)")
     template = c.get("template")
     if template is not None:
         templates = known["templates"]

@@ -1,0 +1,71 @@
+"""DPO and ORPO train on CPU through scripts/train.sh and change the default model's preference on held-out pairs.
+
+The project's preference set (data/preferences.json) teaches the assistant to name itself; the held-out pairs
+(data/preferences_heldout.json) ask other questions. The margin log p(chosen) - log p(rejected) of each held-out
+pair (`ftk.train.preference_margin`, transformers + peft) must rise over the base model's for both adapters.
+The preflight refuses an SFT data set for a DPO recipe before training starts.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+from conftest import HOME, clean_env, run_ftk, venv_bin
+
+# A few small steps keep both runs to seconds of training on 2 cores; enough to move the margins.
+SETS = ["max_steps=4", "per_device_train_batch_size=2", "cutoff_len=96", "learning_rate=1e-3"]
+
+
+@pytest.fixture(scope="module")
+def sandbox(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    root = tmp_path_factory.mktemp("pref")
+    env = clean_env(DATASET_DIR=str(root / "data"), RUNS_DIR=str(root / "runs"), ALLOW_CPU="true")
+    r = run_ftk("dataset", "init", env=env)
+    assert r.returncode == 0, r.stderr
+    return env
+
+
+def train(env: dict[str, str], recipe: str, run_id: str, datasets: str) -> subprocess.CompletedProcess[str]:
+    env = {**env, "TRAIN_RECIPE": f"configs/train/{recipe}", "RUN_ID": run_id, "DATASETS": datasets}
+    cmd = [str(HOME / "scripts" / "train.sh"), *(arg for kv in SETS for arg in ("--set", kv))]
+    return subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=HOME, timeout=900, check=False)
+
+
+def test_preflight_refuses_sft_data_for_dpo(sandbox: dict[str, str]) -> None:
+    r = train(sandbox, "text_lora_dpo_cpu.yaml", "wrong", "identity")
+    assert r.returncode != 0
+    assert "stage 'dpo' trains on pairwise data" in r.stderr + r.stdout
+    assert not (Path(sandbox["RUNS_DIR"]) / "wrong" / "adapter").exists()
+
+
+def test_dpo_and_orpo_raise_the_preference_on_held_out_pairs(sandbox: dict[str, str]) -> None:
+    runs = Path(sandbox["RUNS_DIR"])
+    for recipe, run_id in (("text_lora_dpo_cpu.yaml", "dpo"), ("text_lora_orpo_cpu.yaml", "orpo")):
+        r = train(sandbox, recipe, run_id, "preferences")
+        assert r.returncode == 0, (r.stdout + r.stderr)[-3000:]
+        manifest = json.loads((runs / run_id / "manifest.json").read_text())
+        assert manifest["config"]["stage"] == "dpo"
+    cmd = [
+        str(venv_bin("train", "python")),
+        "-m",
+        "ftk.train.preference_margin",
+        "--model",
+        str(HOME / "models" / "SmolLM2-135M-Instruct"),
+        "--adapter",
+        str(runs / "dpo" / "adapter"),
+        "--adapter",
+        str(runs / "orpo" / "adapter"),
+        "--pairs",
+        str(HOME / "data" / "preferences_heldout.json"),
+        "--json",
+    ]
+    out = subprocess.run(cmd, capture_output=True, text=True, env=sandbox, timeout=600, check=True)
+    margins = json.loads(out.stdout.strip().splitlines()[-1])
+    base = margins.pop("base")
+    for adapter, values in margins.items():
+        raised = sum(v > b for v, b in zip(values, base, strict=True))
+        assert sum(values) / len(values) > sum(base) / len(base) + 1.0, (adapter, values, base)
+        assert raised >= len(base) - 1, (adapter, values, base)
