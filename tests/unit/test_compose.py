@@ -22,7 +22,7 @@ from ftk.settings import known_keys
 COMPOSE_FILE = HOME / "compose.yaml"
 ENV_EXAMPLE = HOME / ".env.example"
 # The stages a user runs, in pipeline order, plus the on-demand tools and the optional GPU exporter.
-PROFILES = ["tools", "download", "train", "merge", "serve", "monitor", "gpu-monitor"]
+PROFILES = ["tools", "download", "train", "merge", "serve", "eval", "monitor", "gpu-monitor"]
 # Official images that run their own entrypoint with this repo's configuration mounted read-only.
 OFFICIAL_ENTRYPOINT = {"prometheus", "grafana", "nginx-exporter", "dcgm-exporter"}
 # Long-running images without a shell or HTTP client: Prometheus' `up` series for them is the check.
@@ -30,7 +30,7 @@ NO_HEALTHCHECK = {"nginx-exporter": "no shell in the image", "dcgm-exporter": "P
 # Services whose entrypoint is the ftk CLI itself (no stage script exists for them).
 FTK_CLI = {"ftk": ["ftk"], "gateway-metrics": ["ftk", "gateway", "metrics"]}
 GPU_JOBS = {"train", "merge", "serve"}
-ONE_SHOT = {"init", "ftk", "certs", "download", "train", "merge", "monitor-config"}
+ONE_SHOT = {"init", "ftk", "certs", "download", "train", "merge", "eval", "monitor-config"}
 # Services that start as root, and why (each drops to the host user before it writes anything).
 STARTS_AS_ROOT = {"init": "learns who owns the project folder, then works as that user (setpriv)"}
 VAR_RE = re.compile(r"(?<!\$)\$\{([A-Za-z_][A-Za-z0-9_]*)")
