@@ -196,7 +196,9 @@ def test_killed_vllm_gives_503_json_then_compose_restarts_it_and_the_gateway_ser
     which no restart policy restarts on engine 20.10: that one needs `docker compose up -d` again.)"""
     url, key, ca = monitoring.gateway_url(), monitoring.client_key(), monitoring.ca()
     before = monitoring.container_restarts("serve")
-    monitoring.compose("exec", "-T", "serve", "kill", "-KILL", "-1")
+    # every process of the container but its init (kill -1 spares the caller and pid 1); tini then exits
+    killed = monitoring.compose("exec", "-T", "serve", "bash", "-c", "kill -KILL -1")
+    assert killed.returncode == 0, killed.stderr
     with httpx.Client(verify=str(ca), headers={"Authorization": f"Bearer {key}"}, timeout=10) as client:
         r = client.get(f"{url}/models")
         assert r.status_code == 503, r.text
