@@ -71,7 +71,9 @@ class Stack:
 
     # --- running things ---------------------------------------------------------------------------------
     def run(self, cmd: list[str], timeout: float = 600, **env: str) -> subprocess.CompletedProcess[str]:
-        full_env = {**os.environ, "COMPOSE_BAKE": "false", "FTK_VENVS": str(VENVS), **env}
+        # the project copy is FTK_HOME (scripts/test.sh exports the checkout's own: never build from there)
+        inherited = {k: v for k, v in os.environ.items() if not k.startswith(("FTK_", "PYTEST_"))}
+        full_env = {**inherited, "COMPOSE_BAKE": "false", "FTK_VENVS": str(VENVS), "FTK_HOME": str(self.root), **env}
         return subprocess.run(cmd, cwd=self.root, capture_output=True, text=True, timeout=timeout, env=full_env)
 
     def compose(self, *args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
