@@ -88,10 +88,7 @@ main() {
 	"") ;;
 	*) die "unknown option '$1'; see scripts/certs.sh --help" 2 ;;
 	esac
-	local ftk exports
-	ftk="$(venv_tool toolkit ftk)"
-	exports="$("$ftk" env export)" || die "invalid settings (above); fix them, ftk env check lists every problem"
-	eval "$exports"
+	export_settings
 	require_cmd openssl || exit 1
 	local crt key ca_crt ca_key san
 	crt="$(ftk_path "$TLS_CERT")"

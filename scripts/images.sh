@@ -89,11 +89,7 @@ cpu_torch_wheel() {
 main() {
 	parse_args "$@"
 	require_cmd docker || die "docker is missing; run: scripts/setup.sh docker" 1
-	load_env
-	local ftk exports
-	ftk="$(venv_tool toolkit ftk)"
-	exports="$("$ftk" env export)" || die "invalid settings (above); fix them, ftk env check lists every problem"
-	eval "$exports"
+	export_settings
 	if ((${#SERVICES[@]} == 0)); then
 		if ((CPU)); then SERVICES=("${CPU_SERVICES[@]}"); else SERVICES=("${GPU_SERVICES[@]}"); fi
 	fi

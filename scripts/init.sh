@@ -44,9 +44,7 @@ main() {
 	as_user "$ftk" init --uid "$HOST_UID" --gid "$HOST_GID" ${FTK_INIT_PROJECT_ONLY:+--project-only}
 	step "init: TLS certificate of the gateway"
 	as_user "$FTK_HOME/scripts/certs.sh"
-	local exports
-	exports="$("$ftk" env export)" || die "invalid settings (above); fix them, ftk env check lists every problem"
-	eval "$exports"
+	export_settings
 	if [[ " ${DATASETS//,/ } " == *" identity "* ]]; then
 		step "init: the example data set identity (data/identity.json)"
 		as_user "$ftk" dataset register "$FTK_HOME/data/identity.json" --name identity

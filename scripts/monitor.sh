@@ -36,10 +36,7 @@ yaml_targets() {
 }
 
 settings() {
-	local ftk exports
-	ftk="$(venv_tool toolkit ftk)"
-	exports="$("$ftk" env export)" || die "invalid settings (above); fix them, ftk env check lists every problem"
-	eval "$exports"
+	export_settings
 	MONITOR_DIR="$(ftk_path "$MONITOR_DIR")"
 	# not a setting: where the rules live in this checkout (tests point it elsewhere)
 	PROMETHEUS_RULES_DIR="$(ftk_path "${PROMETHEUS_RULES_DIR:-docker/prometheus/rules}")"

@@ -92,6 +92,14 @@ venv_tool() {
 	fi
 }
 
+# export_settings: the effective settings as shell variables (`ftk env export`: defaults from settings.py,
+# validated there), so no script keeps a default or a check of its own.
+export_settings() {
+	local exports
+	exports="$("$(venv_tool toolkit ftk)" env export)" || die "invalid settings (above); fix them, ftk env check lists every problem"
+	eval "$exports"
+}
+
 # show_help: print the leading comment block of the calling script (lines starting with '# ' after the shebang).
 show_help() {
 	local script="${1:-$0}"
