@@ -70,7 +70,8 @@ main() {
 	stop) stop ;;
 	status) status ;;
 	-h | --help) show_help "$0" ;;
-	*) die "usage: scripts/docker-engine.sh start|stop|status (see --help)" 2 ;;
+	"") die "no command given; usage: scripts/docker-engine.sh start|stop|status (see --help)" 2 ;;
+	*) die "unknown command '$1'; usage: scripts/docker-engine.sh start|stop|status (see --help)" 2 ;;
 	esac
 }
 

@@ -42,7 +42,7 @@ run_lint() {
 run_unit() {
 	step "pytest"
 	local rc=0
-	(cd "$FTK_HOME" && "$BIN/python" -m pytest "$@") || rc=$?
+	(cd "$FTK_HOME" && "$BIN/python" -m pytest --durations=30 "$@") || rc=$?
 	# exit 5 means no test was collected: a failure for us, never a silent pass
 	return "$rc"
 }
