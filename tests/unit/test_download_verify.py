@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ftk.download.verify import failures, safetensors_problem, verify_model_dir
+from ftk.hf.folder import failures, verify_model_dir
+from ftk.hf.tensors import safetensors_problem
 from test_download import make_tiny_model
 
 

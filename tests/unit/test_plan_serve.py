@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 from conftest import clean_env, run_ftk
+from ftk.hf.modelinfo import ModelInfo
 from ftk.serve import plan
-from ftk.serve.modelinfo import ModelInfo
 
 GIB = 1024**3
 LLAMA_8B = {

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+from ftk.hf.modelinfo import ModelInfo
 from ftk.serve import command, preflight
 from ftk.serve.adapters import (
     Adapter,
@@ -15,7 +16,6 @@ from ftk.serve.adapters import (
     parse_lora_modules,
     vllm_rank,
 )
-from ftk.serve.modelinfo import ModelInfo
 from ftk.settings import Settings
 from serve_fakes import PROJ, make_adapter, make_model
 

@@ -6,9 +6,9 @@ import json
 import struct
 from pathlib import Path
 
+from ftk.hf.modelinfo import ModelInfo
+from ftk.hf.target_modules import canonical, classify, is_vision
 from ftk.serve.adapters import Adapter, check_targets
-from ftk.serve.modelinfo import ModelInfo
-from ftk.vl.target_modules import canonical, classify, is_vision
 
 LAYERS = [f"layers.{i}.{m}" for i in range(2) for m in ("self_attn.q_proj", "self_attn.v_proj", "mlp.down_proj")]
 QWEN3VL_MODEL = {f"model.language_model.{m}" for m in LAYERS} | {

@@ -16,7 +16,7 @@ from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from ftk import paths
-from ftk.download.layout import cached_model_dir  # also finds folders ModelScope's own tools made
+from ftk.hf.hub_cache import cached_model_dir  # also finds folders ModelScope's own tools made
 
 PositiveInt = Annotated[int, Field(ge=1)]
 NonNegInt = Annotated[int, Field(ge=0)]

@@ -33,8 +33,8 @@ from rich.console import Console
 from rich.table import Table
 
 from ftk import paths
+from ftk.hf.modelinfo import ModelInfo
 from ftk.serve.client import VllmClient, read_key
-from ftk.serve.modelinfo import ModelInfo
 from ftk.settings import get_settings
 
 console = Console(width=max(120, Console().width))

@@ -18,7 +18,7 @@ from rich.table import Table
 
 from ftk.console import EXIT_INVALID, console, err_console, info, warn
 from ftk.download import stage
-from ftk.download.verify import failures
+from ftk.hf.folder import failures
 from ftk.settings import get_settings
 
 _STYLE = {"ok": "[green]ok[/]", "warn": "[yellow]warn[/]", "fail": "[red]FAIL[/]"}

@@ -13,10 +13,10 @@ from rich.table import Table
 
 from ftk import paths
 from ftk.console import console, fail, info, print_error, warn
+from ftk.hf.modelinfo import ModelInfo
 from ftk.serve import command as serve_command
 from ftk.serve.adapters import Adapter, check_adapter, check_names, check_rank
 from ftk.serve.client import ServerError, VllmClient, read_key
-from ftk.serve.modelinfo import ModelInfo
 from ftk.settings import get_settings
 
 lora_app = typer.Typer(help="List, load and unload LoRA adapters on the running vLLM server.", no_args_is_help=True)

@@ -11,8 +11,8 @@ from rich.table import Table
 
 from ftk import paths
 from ftk.console import EXIT_INVALID, EXIT_USAGE, console, fail
+from ftk.hf.modelinfo import ModelInfo
 from ftk.serve import plan as planner
-from ftk.serve.modelinfo import ModelInfo
 from ftk.settings import get_settings
 
 plan_app = typer.Typer(help="Plan resources before starting a stage.", no_args_is_help=True)

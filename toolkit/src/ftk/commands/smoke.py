@@ -10,8 +10,8 @@ from rich.table import Table
 
 from ftk import paths
 from ftk.console import EXIT_INVALID, EXIT_USAGE, console, fail
+from ftk.hf.modelinfo import ModelInfo
 from ftk.serve.client import read_key
-from ftk.serve.modelinfo import ModelInfo
 from ftk.settings import Settings, get_settings, split_list
 from ftk.smoke.run import PROBE, Smoke, SmokeConfig
 

@@ -24,7 +24,7 @@ def default_model(s: Settings) -> Result:
 
 @check("base model", stage="download")
 def base_model(s: Settings) -> list[Result]:
-    from ftk.download.verify import verify_model_dir
+    from ftk.hf.folder import verify_model_dir
 
     folder = s.base_model_path
     if not folder.is_dir():

@@ -15,8 +15,9 @@ from typing import Any
 
 from ftk import paths
 from ftk.console import EXIT_USAGE, UserError
-from ftk.download import hub, layout
-from ftk.download.verify import Finding, verify_model_dir
+from ftk.download import hub
+from ftk.hf import hub_cache as layout
+from ftk.hf.folder import Finding, verify_model_dir
 from ftk.settings import Settings
 
 PROBE_TIMEOUT = 5.0  # seconds; also capped by DOWNLOAD_TIMEOUT

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ftk.console import UserError
-from ftk.weights import safetensors_header
+from ftk.hf.tensors import safetensors_header
 
 FINGERPRINT = (
     "architectures",

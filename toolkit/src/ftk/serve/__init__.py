@@ -1,7 +1,7 @@
 """Serve stage: vLLM's OpenAI-compatible server for merged models and base+LoRA adapters.
 
-Modules: ``modelinfo`` (what a model folder holds, read without loading weights), ``adapters`` (LoRA
-adapter checks against the served model), ``preflight`` (every check before vLLM starts), ``command`` (the
-vLLM command line from settings), ``client`` (health, models, runtime LoRA endpoints), ``plan`` (GPU memory
-planning), ``vllm_launcher`` (stdlib-only launcher run by the serve venv's python).
+Modules: ``adapters`` (LoRA adapter checks against the served model), ``preflight`` (every check before vLLM
+starts), ``command`` (the vLLM command line from settings), ``client`` (health, models, runtime LoRA
+endpoints), ``plan`` (GPU memory planning), ``vllm_launcher`` (stdlib-only launcher run by the serve venv's
+python). What a model folder holds is ``ftk.hf``'s.
 """

@@ -14,9 +14,10 @@ from pathlib import Path
 from typing import Any
 
 from ftk import paths
-from ftk.serve.modelinfo import ModelInfo, TensorInfo, read_json, read_tensors
+from ftk.hf.modelinfo import ModelInfo, read_json
+from ftk.hf.target_modules import TargetReport, classify
+from ftk.hf.tensors import TensorInfo, read_tensors
 from ftk.settings import split_list
-from ftk.vl.target_modules import TargetReport, classify
 
 # Ranks vLLM accepts for --max-lora-rank (vllm/config/lora.py); the planned rank is rounded up to one of them.
 VLLM_LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)
@@ -154,7 +155,7 @@ def check_base(adapter: Adapter, model: ModelInfo) -> list[str]:
 def check_targets(adapter: Adapter, model: ModelInfo, tower_lora: bool = False) -> tuple[list[str], list[str]]:
     """(problems, warnings): adapter modules missing from the served model, ignored, or of other shapes.
 
-    The module comparison is VL-aware (ftk.vl.target_modules): language-model prefix layouts vLLM maps are a
+    The module comparison is VL-aware (ftk.hf.target_modules): language-model prefix layouts vLLM maps are a
     warning, vision-tower modules vLLM ignores a warning (an error when nothing else is left).
     """
     label = f"adapter '{adapter.name}'"

@@ -11,7 +11,8 @@ import shutil
 import subprocess
 from dataclasses import dataclass
 
-from ftk.serve.modelinfo import DTYPE_BYTES, ModelInfo
+from ftk.hf.modelinfo import ModelInfo
+from ftk.hf.tensors import DTYPE_BYTES
 
 GIB = 1024**3
 _SIZE = re.compile(r"^\s*([0-9.]+)\s*([KMGT]?)(i?B?)?\s*$", re.IGNORECASE)

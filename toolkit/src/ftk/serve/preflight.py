@@ -13,8 +13,8 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ftk.hf.modelinfo import ModelInfo
 from ftk.serve.adapters import Adapter, check_adapter, check_names, parse_lora_modules, vllm_rank
-from ftk.serve.modelinfo import ModelInfo
 from ftk.settings import Settings
 
 

@@ -1,1 +1,1 @@
-"""Vision-language models: tiny offline builds, adapter target-module checks."""
+"""Vision-language models: tiny offline builds, chat templates, LLaMA-Factory image prompts."""

@@ -8,34 +8,8 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from ftk.weights import safetensors_header
-
-# Bytes per element of the safetensors / torch dtypes we meet.
-DTYPE_BYTES = {
-    "F64": 8,
-    "F32": 4,
-    "F16": 2,
-    "BF16": 2,
-    "I64": 8,
-    "I32": 4,
-    "I16": 2,
-    "I8": 1,
-    "U8": 1,
-    "BOOL": 1,
-    "F8_E4M3": 1,
-    "F8_E5M2": 1,
-    "float32": 4,
-    "float": 4,
-    "float16": 2,
-    "half": 2,
-    "bfloat16": 2,
-    "fp8": 1,
-    "fp8_e4m3": 1,
-    "fp8_e5m2": 1,
-}
-
-TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json")
-WEIGHT_SUFFIXES = (".weight", ".bias")
+from ftk.hf.folder import CHAT_TEMPLATE_FILES, TOKENIZER_FILES
+from ftk.hf.tensors import TensorInfo, module_of, read_tensors
 
 
 def read_json(path: Path) -> dict[str, Any]:
@@ -46,36 +20,6 @@ def read_json(path: Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ValueError(f"{path} does not hold a JSON object")
     return data
-
-
-@dataclass
-class TensorInfo:
-    dtype: str
-    shape: list[int]
-
-    @property
-    def numel(self) -> int:
-        n = 1
-        for d in self.shape:
-            n *= d
-        return n
-
-
-def read_tensors(folder: Path) -> dict[str, TensorInfo]:
-    """Every tensor in the folder's *.safetensors files (sharded or not), from their headers."""
-    tensors: dict[str, TensorInfo] = {}
-    for file in sorted(folder.glob("*.safetensors")):
-        for name, meta in safetensors_header(file).items():
-            tensors[name] = TensorInfo(str(meta.get("dtype", "")), list(meta.get("shape", [])))
-    return tensors
-
-
-def module_of(tensor_name: str) -> str:
-    """`model.layers.0.mlp.up_proj.weight` -> `model.layers.0.mlp.up_proj`."""
-    for suffix in WEIGHT_SUFFIXES:
-        if tensor_name.endswith(suffix):
-            return tensor_name[: -len(suffix)]
-    return tensor_name
 
 
 @dataclass
@@ -167,7 +111,7 @@ class ModelInfo:
         return any((self.path / f).is_file() for f in TOKENIZER_FILES)
 
     def has_chat_template(self) -> bool:
-        if (self.path / "chat_template.jinja").is_file() or (self.path / "chat_template.json").is_file():
+        if any((self.path / f).is_file() for f in CHAT_TEMPLATE_FILES):
             return True
         tok = self.path / "tokenizer_config.json"
         if tok.is_file():

@@ -2,16 +2,17 @@
 
 Checks: config.json, weights (safetensors headers intact, every shard an index names present), tokenizer
 files, a chat template, and the processor files of vision-language models. Cheap: reads headers, not
-the weights.
+the weights. `problems` is the one answer every stage asks for; `verify_model_dir` gives the table rows.
 """
 
 from __future__ import annotations
 
 import json
-import struct
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
+
+from ftk.hf.tensors import safetensors_problem
 
 INDEX_FILES = ("model.safetensors.index.json", "pytorch_model.bin.index.json")
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json")
@@ -37,26 +38,6 @@ def _load_json(path: Path) -> tuple[dict[str, Any] | None, str]:
     if not isinstance(data, dict):
         return None, f"{path.name} is not a JSON object"
     return data, ""
-
-
-def safetensors_problem(path: Path) -> str:
-    """Why a .safetensors file is not whole (truncated, wrong file), or '' when its header adds up."""
-    size = path.stat().st_size
-    try:
-        with path.open("rb") as f:
-            head = f.read(8)
-            if len(head) < 8:
-                return f"{path.name} is {size} bytes, too short for a safetensors header"
-            (n,) = struct.unpack("<Q", head)
-            if n > min(size - 8, 100_000_000):
-                return f"{path.name}: header length {n} does not fit in {size} bytes"
-            header = json.loads(f.read(n))
-    except (OSError, ValueError) as err:
-        return f"{path.name}: unreadable safetensors header ({err})"
-    end = max((v["data_offsets"][1] for k, v in header.items() if k != "__metadata__"), default=0)
-    if size != 8 + n + end:
-        return f"{path.name} is {size} bytes, its header says {8 + n + end} (truncated or damaged)"
-    return ""
 
 
 def _check_weights(folder: Path) -> list[Finding]:
@@ -195,3 +176,10 @@ def verify_model_dir(folder: Path) -> list[Finding]:
 
 def failures(findings: list[Finding]) -> list[Finding]:
     return [f for f in findings if f.level == "fail"]
+
+
+def problems(folder: Path) -> list[str]:
+    """Is `folder` a complete model? [] when it is, else one line per missing or damaged part, with its fix."""
+    return [
+        f"{folder}: {f.what}: {f.detail}" + (f"; {f.fix}" if f.fix else "") for f in failures(verify_model_dir(folder))
+    ]
