@@ -1,11 +1,11 @@
-"""The model-folder verifier: each way a download can be incomplete is named, with the file and the fix."""
+"""The model-folder check (ftk.hf.folder): each way a folder can be incomplete is named, with the file and the fix."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
-from ftk.hf.folder import failures, verify_model_dir
+from ftk.hf.folder import failures, problems, verify_model_dir
 from ftk.hf.tensors import safetensors_problem
 from test_download import make_tiny_model
 
@@ -78,3 +78,11 @@ def test_tokenizers_backend_class_is_a_warning(tmp_path: Path) -> None:
     warns = [f for f in verify_model_dir(m) if f.level == "warn"]
     assert len(warns) == 1 and "transformers 4.x cannot load" in warns[0].detail
     assert _fails(m) == []
+
+
+def test_problems_is_the_one_answer_with_the_folder_and_the_fix(tmp_path: Path) -> None:
+    m = make_tiny_model(tmp_path / "m")
+    assert problems(m) == []
+    (m / "tokenizer.json").unlink()
+    (only,) = problems(m)
+    assert only.startswith(f"{m}: tokenizer: no tokenizer file") and "; copy the tokenizer files" in only
