@@ -6,20 +6,20 @@ traceback is printed, and no file that should stay untouched changed (sha256 bef
 
 from __future__ import annotations
 
-import hashlib
 import subprocess
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 from conftest import HOME, clean_env
+from ftk.files import sha256_file
 from reliability_ledger import record
 
 FTK = HOME / ".venvs" / "toolkit" / "bin" / "ftk"
 
 
 def digest(paths: Iterable[Path]) -> dict[Path, str]:
-    return {p: hashlib.sha256(p.read_bytes()).hexdigest() if p.is_file() else "absent" for p in paths}
+    return {p: sha256_file(p) if p.is_file() else "absent" for p in paths}
 
 
 @dataclass

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 from conftest import HOME, clean_env, run_ftk
+from ftk import files
 from ftk.console import UserError
-from ftk.dataset import registry as registry_mod
 from ftk.dataset.registry import KEEP_BACKUPS, Registry
 
 CHAT = (
@@ -176,7 +176,7 @@ def test_failed_write_keeps_the_old_file_and_leaves_no_temp(dsdir, monkeypatch):
     def boom(src, dst):
         raise OSError("disk full")
 
-    monkeypatch.setattr(registry_mod.os, "replace", boom)
+    monkeypatch.setattr(files.os, "replace", boom)  # the one rename every atomic write ends with
     with pytest.raises(OSError):
         registry.add("two", {"file_name": "2.json"}, force=False)
     assert registry.path.read_bytes() == before

@@ -54,6 +54,6 @@ def test_no_import_cycle():
 
 def test_settings_and_console_sit_below_every_stage():
     edges = graph()
-    for low in ("ftk.settings", "ftk.console", "ftk.paths", "ftk.atomic"):
+    for low in ("ftk.settings", "ftk.console", "ftk.paths", "ftk.files"):
         upward = {m for m in edges[low] if m.startswith("ftk.") and m.split(".")[1] in ("commands", "cli")}
         assert not upward, f"{low} imports the CLI layer: {upward}"

@@ -11,8 +11,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from ftk.atomic import write_atomic
 from ftk.console import UserError
+from ftk.files import write_atomic
 from ftk.gateway import keys as gk
 from ftk.secret_file import ensure_secret
 from ftk.settings import Settings

@@ -5,7 +5,7 @@ from __future__ import annotations
 import secrets
 from pathlib import Path
 
-from ftk.atomic import write_atomic
+from ftk.files import write_atomic
 
 
 def ensure_secret(path: Path) -> bool:

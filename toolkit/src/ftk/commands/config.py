@@ -7,8 +7,8 @@ from pathlib import Path
 
 import typer
 
-from ftk.atomic import write_atomic
 from ftk.console import EXIT_USAGE, UserError, console, info
+from ftk.files import write_atomic
 from ftk.settings import get_settings
 from ftk.train import recipe as recipes
 

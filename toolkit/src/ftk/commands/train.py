@@ -9,8 +9,8 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from ftk.atomic import write_atomic
 from ftk.console import UserError, console, err_console, info
+from ftk.files import write_atomic
 from ftk.settings import get_settings
 from ftk.train import preflight as checks
 from ftk.train import recipe as recipes

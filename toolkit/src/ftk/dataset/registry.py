@@ -2,16 +2,14 @@
 
 Every edit holds a file lock (so concurrent registrations serialise instead of losing entries), keeps a
 timestamped copy of the old file (the last KEEP_BACKUPS), and replaces the file atomically (temp file in the
-same folder, fsync, os.replace). A corrupt file is reported with its line and column and never overwritten.
+same folder, fsync, rename: ftk.files). A corrupt file is reported with its line and column and never overwritten.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
-import os
 import shutil
-import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal
@@ -19,6 +17,7 @@ from typing import Any, Literal
 from filelock import FileLock, Timeout
 
 from ftk.console import EXIT_INVALID, UserError
+from ftk.files import open_atomic
 
 INFO_NAME = "dataset_info.json"
 KEEP_BACKUPS = 10
@@ -89,19 +88,8 @@ class Registry:
         if self.path.exists():
             mode = self.path.stat().st_mode & 0o777
             self._backup()
-        fd, tmp = tempfile.mkstemp(dir=self.dir, prefix=f".{INFO_NAME}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                f.write(text)
-                f.flush()
-                os.fsync(f.fileno())
-            os.chmod(tmp, mode)
-            os.replace(tmp, self.path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
-        _fsync_dir(self.dir)
+        with open_atomic(self.path, mode=mode, fsync=True) as f:
+            f.write(text)
 
     def _backup(self) -> None:
         stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S.%fZ")
@@ -121,12 +109,3 @@ def _diff(old: Any, new: dict[str, Any]) -> str:
         return "the existing entry is not an object"
     keys = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
     return "differs in " + ", ".join(keys)
-
-
-def _fsync_dir(path: Path) -> None:
-    with contextlib.suppress(OSError):
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)

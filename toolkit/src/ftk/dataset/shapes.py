@@ -13,6 +13,8 @@ import math
 from pathlib import Path
 from typing import Any
 
+from ftk.files import atomic_path
+
 SIZE = 112  # small images: few vision tokens for a CPU run
 IMAGE_DIR = "generated/shapes"
 COLOURS = {
@@ -93,10 +95,8 @@ def samples_jsonl() -> str:
 def _write_if_changed(path: Path, data: bytes) -> bool:
     if path.is_file() and path.read_bytes() == data:
         return False
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(data)
-    tmp.replace(path)
+    with atomic_path(path, mode=0o644) as tmp:
+        tmp.write_bytes(data)
     return True
 
 

@@ -7,12 +7,11 @@ that gets registered; the template itself stays in git untouched.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from ftk.dataset.readers import ParseIssue, iter_samples, sniff
+from ftk.files import open_atomic
 
 MARKERS = ("{{name}}", "{{author}}")
 
@@ -45,24 +44,14 @@ def fill_template(src: Path, dst: Path, name: str, author: str) -> int:
     """Write `src` with its placeholders filled to `dst`; the number of samples written."""
     values = {"{{name}}": name, "{{author}}": author}
     array = sniff(src)[0] == "array"
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=dst.parent, prefix=f".{dst.name}.", suffix=".tmp")
     n = 0
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            out.write("[" if array else "")
-            for rec in iter_samples(src):
-                if isinstance(rec, ParseIssue):  # callers validate first; this is a guard, not a report
-                    raise ValueError(f"{src}:{rec.line}: {rec.message}")
-                text = json.dumps(_fill(rec.value, values), ensure_ascii=False)
-                out.write(("\n  " if n == 0 else ",\n  ") + text if array else text + "\n")
-                n += 1
-            out.write("\n]\n" if array else "")
-            out.flush()
-            os.fsync(out.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, dst)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with open_atomic(dst, mode=0o644, fsync=True) as out:
+        out.write("[" if array else "")
+        for rec in iter_samples(src):
+            if isinstance(rec, ParseIssue):  # callers validate first; this is a guard, not a report
+                raise ValueError(f"{src}:{rec.line}: {rec.message}")
+            text = json.dumps(_fill(rec.value, values), ensure_ascii=False)
+            out.write(("\n  " if n == 0 else ",\n  ") + text if array else text + "\n")
+            n += 1
+        out.write("\n]\n" if array else "")
     return n

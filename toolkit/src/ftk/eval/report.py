@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +10,7 @@ from matplotlib.figure import Figure  # no pyplot: no display backend, nothing g
 from rich.table import Table
 
 from ftk.eval.gate import GateResult
+from ftk.files import atomic_path
 
 
 def table(summary: dict[str, dict[str, float]], n: int, release: str | None, candidate: str | None) -> Table:
@@ -40,12 +39,14 @@ def plot(summary: dict[str, dict[str, float]], path: Path) -> None:
     ax.set_ylabel("mean score")
     ax.legend(fontsize="small")
     fig.tight_layout()
-    _atomic(path, lambda tmp: fig.savefig(tmp, format="png", dpi=100))
+    with atomic_path(path, backup=".prev") as tmp:
+        fig.savefig(tmp, format="png", dpi=100)
 
 
 def write_json(data: dict[str, Any], path: Path) -> None:
     text = json.dumps(data, indent=2, ensure_ascii=False) + "\n"
-    _atomic(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+    with atomic_path(path, backup=".prev") as tmp:
+        tmp.write_text(text, encoding="utf-8")
 
 
 def gate_dict(gate: GateResult) -> dict[str, Any]:
@@ -55,18 +56,3 @@ def gate_dict(gate: GateResult) -> dict[str, Any]:
         "drift": gate.drift,
         "regressions": gate.regressions,
     }
-
-
-def _atomic(path: Path, write: Any) -> None:
-    """Write through a temp file in the same folder, then rename; the previous file is kept as NAME.prev."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        if path.exists():
-            os.replace(path, path.with_name(path.name + ".prev"))
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)

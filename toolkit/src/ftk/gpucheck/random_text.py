@@ -13,9 +13,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 from pathlib import Path
 from typing import Any
+
+from ftk.files import atomic_dir
+from ftk.vl import tiny_model
+from ftk.vl.chat_template import chat_template
 
 SIZES: dict[str, dict[str, int]] = {
     # hidden, intermediate, layers, heads, KV heads (GQA), vocabulary rows; head size 64 everywhere
@@ -61,9 +64,6 @@ def build(out: Path, size: str = "1b", seed: int = 0) -> dict[str, Any]:
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    from ftk.vl import tiny_model
-    from ftk.vl.chat_template import chat_template
-
     cfg = config_dict(size)
     tokenizer = tiny_model.build_tokenizer(tiny_model.ARCHS["qwen2vl"])
     tokenizer.chat_template = chat_template(SYSTEM)
@@ -80,25 +80,22 @@ def build(out: Path, size: str = "1b", seed: int = 0) -> dict[str, Any]:
         # to text (a random head made `ftk smoke` read empty answers: most argmax ids had no token).
         with torch.no_grad():
             model.lm_head.weight[len(tokenizer) :].zero_()
-    tmp = out.with_name(f".{out.name}.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp, safe_serialization=True)
-    tokenizer.save_pretrained(tmp)
-    tok_cfg_path = tmp / "tokenizer_config.json"
-    tok_cfg = json.loads(tok_cfg_path.read_text())
-    tok_cfg["chat_template"] = tokenizer.chat_template
-    tok_cfg["tokenizer_class"] = "PreTrainedTokenizerFast"
-    tok_cfg_path.write_text(json.dumps(tok_cfg, indent=2) + "\n")
-    gen = {"bos_token_id": pad, "eos_token_id": [eos, pad], "pad_token_id": pad}
-    (tmp / "generation_config.json").write_text(json.dumps(gen, indent=2) + "\n")
-    params = sum(p.numel() for p in model.parameters())
-    manifest = {"size": size, "seed": seed, "parameters": params, "template": TEMPLATE, "config": cfg}
-    (tmp / "ftk-random-model.json").write_text(json.dumps(manifest, indent=2) + "\n")
-    for path in tmp.iterdir():
-        path.chmod(0o644)  # readable by the container users of the serve image
-    tmp.chmod(0o755)
-    shutil.rmtree(out, ignore_errors=True)
-    tmp.rename(out)
+    with atomic_dir(out) as tmp:
+        model.save_pretrained(tmp, safe_serialization=True)
+        tokenizer.save_pretrained(tmp)
+        tok_cfg_path = tmp / "tokenizer_config.json"
+        tok_cfg = json.loads(tok_cfg_path.read_text())
+        tok_cfg["chat_template"] = tokenizer.chat_template
+        tok_cfg["tokenizer_class"] = "PreTrainedTokenizerFast"
+        tok_cfg_path.write_text(json.dumps(tok_cfg, indent=2) + "\n")
+        gen = {"bos_token_id": pad, "eos_token_id": [eos, pad], "pad_token_id": pad}
+        (tmp / "generation_config.json").write_text(json.dumps(gen, indent=2) + "\n")
+        params = sum(p.numel() for p in model.parameters())
+        manifest = {"size": size, "seed": seed, "parameters": params, "template": TEMPLATE, "config": cfg}
+        (tmp / "ftk-random-model.json").write_text(json.dumps(manifest, indent=2) + "\n")
+        for path in tmp.iterdir():
+            path.chmod(0o644)  # readable by the container users of the serve image
+        tmp.chmod(0o755)
     return manifest
 
 

@@ -15,6 +15,8 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from ftk.files import write_atomic
+
 KV_TOLERANCE = 0.05  # the planner's KV-cache tokens may differ from vLLM's own figure by this fraction
 SCHEMA = 1
 
@@ -138,10 +140,7 @@ class Report:
 
     def write(self, path: Path) -> None:
         """Atomically (a temporary file renamed), so a reader never sees half a report."""
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text(json.dumps(self.as_dict(), indent=2) + "\n", encoding="utf-8")
-        tmp.replace(path)
+        write_atomic(path, json.dumps(self.as_dict(), indent=2) + "\n", mode=0o644)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Report:

@@ -12,7 +12,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from ftk.atomic import write_atomic
+from ftk.files import write_atomic
 
 # Files copied from the base when the export lacks them, with what each is for (also the verify table).
 FILE_PURPOSES: dict[str, str] = {

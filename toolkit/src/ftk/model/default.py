@@ -13,7 +13,6 @@ import importlib.metadata
 import importlib.util
 import json
 import os
-import shutil
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +21,7 @@ from typing import Any
 from filelock import FileLock
 
 from ftk.console import UserError
+from ftk.files import atomic_dir, sha256_file
 from ftk.model import fixups, manifest
 
 MODEL_NAME = "SmolLM2-135M-Instruct"
@@ -59,7 +59,7 @@ def source_info() -> dict[str, Any]:
         "package": SOURCE_PACKAGE,
         "version": importlib.metadata.version(SOURCE_PACKAGE),
         "file": GGUF_NAME,
-        "sha256": manifest.sha256_file(path),
+        "sha256": sha256_file(path),
     }
 
 
@@ -86,25 +86,11 @@ def ensure(folder: Path, *, force: bool = False, step: Step | None = None) -> Re
             return Result(folder, "current")
         reasons = ["--force"] if force else verdict.problems
         action = "rebuilt" if folder.exists() else "built"
-        tmp = folder.parent / f".{folder.name}.tmp-{os.getpid()}"
-        try:
-            shutil.rmtree(tmp, ignore_errors=True)
+        with atomic_dir(folder) as tmp:
             convert(tmp, say)
             say("writing the manifest")
             manifest.write(tmp, source_info(), RECIPE)
-            _swap_in(tmp, folder)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
         return Result(folder, action, reasons)
-
-
-def _swap_in(tmp: Path, folder: Path) -> None:
-    """Replace `folder` by `tmp` by renames on one file system; the old folder goes once the new is in."""
-    old = folder.parent / f".{folder.name}.old-{os.getpid()}"
-    if folder.exists() or folder.is_symlink():
-        os.replace(folder, old)
-    os.replace(tmp, folder)
-    shutil.rmtree(old, ignore_errors=True)
 
 
 @contextlib.contextmanager
@@ -145,7 +131,7 @@ def convert(out: Path, say: Step) -> None:
 
     gguf = gguf_path()
     torch.manual_seed(0)  # nothing is randomly initialised (embeddings are tied), but keep the build pinned
-    out.mkdir(parents=True)
+    out.mkdir(parents=True, exist_ok=True)
     with _quiet_transformers(say):
         say(f"dequantizing {gguf.suffix[1:].upper()} tensors to {DTYPE}")
         tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)

@@ -6,22 +6,14 @@ same hash, no other file is, and the recorded source and recipe match the ones i
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ftk.files import sha256_file
+
 MANIFEST_NAME = "ftk-manifest.json"
-_CHUNK = 4 * 1024 * 1024
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        while chunk := f.read(_CHUNK):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def file_entries(folder: Path) -> dict[str, dict[str, Any]]:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ftk import paths
+from ftk.files import write_atomic
 from ftk.serve import preflight
 from ftk.settings import Settings
 
@@ -150,10 +151,7 @@ def write_state(settings: Settings, cmd: ServeCommand) -> Path:
         "written_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     path = state_path(settings)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(state, indent=2) + "\n", encoding="utf-8")
-    tmp.replace(path)
+    write_atomic(path, json.dumps(state, indent=2) + "\n", mode=0o644)
     return path
 
 

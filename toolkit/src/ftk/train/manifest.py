@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import platform
 from datetime import datetime, timezone
@@ -13,18 +12,10 @@ from typing import Any
 import yaml
 
 from ftk import paths
-from ftk.atomic import write_atomic
 from ftk.console import UserError
+from ftk.files import sha256_file, write_atomic
 
 VERSIONED = ("llamafactory", "transformers", "peft", "trl", "accelerate", "datasets", "torch", "torchvision")
-
-
-def sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _versions() -> dict[str, str | None]:
@@ -69,7 +60,7 @@ def _datasets(config: dict[str, Any]) -> list[dict[str, Any]]:
                 "name": name.strip(),
                 "formatting": entry.get("formatting", "alpaca"),
                 "files": [
-                    {"path": str(f), "sha256": sha256(f), "bytes": f.stat().st_size} for f in files if f.is_file()
+                    {"path": str(f), "sha256": sha256_file(f), "bytes": f.stat().st_size} for f in files if f.is_file()
                 ],
             }
         )
@@ -80,12 +71,12 @@ def _base_model(model_dir: Path) -> dict[str, Any]:
     out: dict[str, Any] = {"path": str(model_dir)}
     manifest = model_dir / "ftk-manifest.json"
     if manifest.is_file():
-        out["ftk_manifest_sha256"] = sha256(manifest)
+        out["ftk_manifest_sha256"] = sha256_file(manifest)
     cfg = model_dir / "config.json"
     if cfg.is_file():
         config = json.loads(cfg.read_text(encoding="utf-8"))
         out["architectures"] = config.get("architectures")
-        out["config_sha256"] = sha256(cfg)
+        out["config_sha256"] = sha256_file(cfg)
     return out
 
 
@@ -124,7 +115,7 @@ def build(run_dir: Path, started: float | None = None, resumed_from: str | None 
             "alpha": adapter_cfg.get("lora_alpha"),
             "target_modules": sorted(targets) if isinstance(targets, list) else targets,
             "base_model_name_or_path": adapter_cfg.get("base_model_name_or_path"),
-            "files": {p.name: sha256(p) for p in sorted(adapter.glob("adapter_model.*"))},
+            "files": {p.name: sha256_file(p) for p in sorted(adapter.glob("adapter_model.*"))},
         },
         "loss": {"first": first, "final": last, "steps": steps, "train_loss": results.get("train_loss")},
         "loss_plot": str(adapter / "training_loss.png") if (adapter / "training_loss.png").is_file() else None,

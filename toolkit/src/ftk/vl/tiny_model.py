@@ -13,14 +13,12 @@ venv (`ftk tiny-vl build` re-runs itself there when called from another venv).
 
 from __future__ import annotations
 
-import hashlib
 import json
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ftk.files import atomic_dir, sha256_file
 from ftk.vl.chat_template import chat_template
 
 MANIFEST = "ftk-manifest.json"
@@ -230,14 +228,6 @@ def _model_class(arch: Arch) -> Any:
     return Qwen2VLForConditionalGeneration
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _inline_chat_template(out: Path, template: str) -> None:
     """Also keep the chat template in tokenizer_config.json, where transformers 4.x and other readers look."""
     cfg_path = out / "tokenizer_config.json"
@@ -265,7 +255,7 @@ def manifest_matches(out: Path, arch: str, seed: int) -> bool:
         return False
     if (data.get("arch"), data.get("seed"), data.get("builder_version")) != (arch, seed, BUILDER_VERSION):
         return False
-    return all((out / name).is_file() and _sha256(out / name) == sha for name, sha in data.get("files", {}).items())
+    return all((out / name).is_file() and sha256_file(out / name) == sha for name, sha in data.get("files", {}).items())
 
 
 def build(arch_name: str, out: Path, seed: int = 0) -> dict[str, Any]:
@@ -274,10 +264,7 @@ def build(arch_name: str, out: Path, seed: int = 0) -> dict[str, Any]:
     import transformers
 
     arch = ARCHS[arch_name]
-    out = out.resolve()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
-    try:
+    with atomic_dir(out.resolve()) as tmp:
         torch.manual_seed(seed)
         tokenizer = build_tokenizer(arch)
         config = build_config(arch, tokenizer)
@@ -303,20 +290,10 @@ def build(arch_name: str, out: Path, seed: int = 0) -> dict[str, Any]:
             "vocab_size": config.get_text_config().vocab_size,
             "head_dim": HEAD_DIM,
             "versions": {"torch": torch.__version__, "transformers": transformers.__version__},
-            "files": {p.name: _sha256(p) for p in sorted(tmp.iterdir()) if p.is_file()},
+            "files": {p.name: sha256_file(p) for p in sorted(tmp.iterdir()) if p.is_file()},
         }
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
         for path in tmp.iterdir():
             path.chmod(0o644)
         tmp.chmod(0o755)
-        if out.exists():
-            old = out.with_name(f".{out.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
-            out.rename(old)
-            tmp.rename(out)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            tmp.rename(out)
-        return manifest
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    return manifest
