@@ -10,7 +10,7 @@ from conftest import HOME, clean_env, venv_bin
 
 def test_key_list_matches_the_installed_llamafactory() -> None:
     r = subprocess.run(
-        [str(venv_bin("train", "python")), "-m", "ftk.train.lf_keys", "--check"],
+        [str(venv_bin("train", "python")), "-m", "ftk.recipes.lf_keys", "--check"],
         capture_output=True,
         text=True,
         env=clean_env(),
@@ -18,7 +18,7 @@ def test_key_list_matches_the_installed_llamafactory() -> None:
         check=False,
     )
     assert r.returncode == 0, r.stderr
-    known = json.loads((HOME / "toolkit" / "src" / "ftk" / "train" / "llamafactory_keys.json").read_text())
+    known = json.loads((HOME / "toolkit" / "src" / "ftk" / "recipes" / "llamafactory_keys.json").read_text())
     assert {
         "lora_rank",
         "image_max_pixels",

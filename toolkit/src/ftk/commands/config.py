@@ -9,8 +9,8 @@ import typer
 
 from ftk.console import EXIT_USAGE, UserError, console, info
 from ftk.files import write_atomic
+from ftk.recipes import render as recipes
 from ftk.settings import get_settings
-from ftk.train import recipe as recipes
 
 config_app = typer.Typer(help="Render LLaMA-Factory recipes with the .env values.", no_args_is_help=True)
 

@@ -11,9 +11,9 @@ from rich.table import Table
 
 from ftk.console import UserError, console, err_console, info
 from ftk.files import write_atomic
+from ftk.recipes import render as recipes
 from ftk.settings import get_settings
 from ftk.train import preflight as checks
-from ftk.train import recipe as recipes
 
 train_app = typer.Typer(help="Training run checks and records (scripts/train.sh calls these).", no_args_is_help=True)
 

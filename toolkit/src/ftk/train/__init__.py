@@ -1,1 +1,1 @@
-"""The train stage: recipe rendering, preflight checks, template drift check and the run manifest."""
+"""The train stage: preflight checks, the template drift check and the run manifest (recipes: ftk.recipes)."""

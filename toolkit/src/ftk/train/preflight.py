@@ -18,9 +18,9 @@ from typing import Any
 from ftk import paths
 from ftk.console import UserError
 from ftk.merge import base_check
+from ftk.recipes import lf_keys
+from ftk.recipes.render import Rendered
 from ftk.settings import Settings
-from ftk.train import lf_keys
-from ftk.train.recipe import Rendered
 
 CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
 ADAPTER_WEIGHTS = ("adapter_model.safetensors", "adapter_model.bin")

@@ -1,7 +1,7 @@
 """The keys LLaMA-Factory accepts in a recipe, and its templates, as a JSON file checked into the repository.
 
 The JSON is generated from LLaMA-Factory's own argument dataclasses (run in the train venv):
-    .venvs/train/bin/python -m ftk.train.lf_keys --write
+    .venvs/train/bin/python -m ftk.recipes.lf_keys --write
 so `ftk config render` can validate recipes from the toolkit venv without importing LLaMA-Factory.
 `--check` (and a test) compares the file with the installed version.
 """
@@ -16,6 +16,8 @@ import typing
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
+
+from ftk.files import write_atomic
 
 KEYS_FILE = Path(__file__).with_name("llamafactory_keys.json")
 
@@ -93,9 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     data = dump()
     text = json.dumps(data, indent=1, sort_keys=False) + "\n"
     if args.write:
-        tmp = KEYS_FILE.with_suffix(".tmp")
-        tmp.write_text(text, encoding="utf-8")
-        tmp.replace(KEYS_FILE)
+        write_atomic(KEYS_FILE, text, mode=0o644)
         print(
             f"wrote {KEYS_FILE} ({len(data['keys'])} keys, {len(data['templates'])} templates, "
             f"llamafactory {data['llamafactory']})"
@@ -105,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
         if not KEYS_FILE.is_file() or json.loads(KEYS_FILE.read_text(encoding="utf-8")) != data:
             print(
                 f"{KEYS_FILE} does not match llamafactory {data['llamafactory']}; "
-                "run: .venvs/train/bin/python -m ftk.train.lf_keys --write",
+                "run: .venvs/train/bin/python -m ftk.recipes.lf_keys --write",
                 file=sys.stderr,
             )
             return 1

@@ -21,8 +21,8 @@ from typing import Any
 import yaml
 
 from ftk.console import EXIT_USAGE, UserError
+from ftk.recipes import lf_keys
 from ftk.settings import Settings
-from ftk.train import lf_keys
 
 PREF_LOSSES = ("sigmoid", "hinge", "ipo", "kto_pair", "orpo", "simpo")  # LLaMA-Factory 0.9.5's pref_loss values
 PLACEHOLDER = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -140,7 +140,9 @@ def _check_key(key: str, where: str) -> None:
     if key in lf_keys.known()["keys"]:
         return
     hint = closest_lf_key(key)
-    fix = f"did you mean '{hint}'?" if hint else "see LLaMA-Factory's argument list (ftk/train/llamafactory_keys.json)"
+    fix = (
+        f"did you mean '{hint}'?" if hint else "see LLaMA-Factory's argument list (ftk/recipes/llamafactory_keys.json)"
+    )
     raise UserError(f"{where}: '{key}' is not a LLaMA-Factory {lf_keys.known()['llamafactory']} key; {fix}")
 
 
