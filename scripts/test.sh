@@ -20,9 +20,9 @@ shell_files() {
 run_lint() {
 	local rc=0 files dockerfiles
 	step "lint: ruff"
-	"$BIN/ruff" check "$FTK_HOME/toolkit" "$FTK_HOME/tests" || rc=1
-	"$BIN/ruff" format --check --quiet "$FTK_HOME/toolkit" "$FTK_HOME/tests" || {
-		warn "ruff format: run $BIN/ruff format toolkit tests"
+	"$BIN/ruff" check "$FTK_HOME/toolkit" "$FTK_HOME/tests" "$FTK_HOME/tools" || rc=1
+	"$BIN/ruff" format --check --quiet "$FTK_HOME/toolkit" "$FTK_HOME/tests" "$FTK_HOME/tools" || {
+		warn "ruff format: run $BIN/ruff format toolkit tests tools"
 		rc=1
 	}
 	mapfile -t files < <(shell_files | grep -v '\.bats$')

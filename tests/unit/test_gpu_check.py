@@ -16,6 +16,7 @@ import pytest
 from conftest import HOME, VENVS, clean_env, run_ftk, venv_bin
 from ftk.gpucheck import random_text, vllm_bench
 from ftk.gpucheck.report import Comparison, Report, Step, decode_limit, kv_check, render
+from ftk.serve.served import NotReady, Served
 from rich.console import Console
 
 SCRIPT = HOME / "scripts" / "gpu-check.sh"
@@ -209,13 +210,11 @@ def test_random_model_answers_in_text(tmp_path: Path) -> None:
     assert json.loads((out / "ftk-random-model.json").read_text())["template"] == "qwen"
 
 
-def test_bench_server_takes_the_callers_allow_cpu(tmp_path: Path) -> None:
-    """The bench's Served started scripts/serve.sh with its own ALLOW_CPU=true and crashed when the caller gave one."""
-    from ftk.bench.serve_merged_vs_lora import Served
-
+def test_served_takes_the_callers_allow_cpu(tmp_path: Path) -> None:
+    """Served started scripts/serve.sh with its own ALLOW_CPU=true and crashed when the caller gave one."""
     env = clean_env(ALLOW_CPU="false", SERVE_MODEL_PATH=str(tmp_path / "no-model"), FTK_HOME=str(HOME))
     target = Served("t", "merged", env, tmp_path)
-    with pytest.raises(SystemExit, match="vLLM not ready"):
+    with pytest.raises(NotReady, match="vLLM not ready"):
         target.start(timeout=60)
     log = (tmp_path / "t.log").read_text()
     if not shutil.which("nvidia-smi"):

@@ -8,7 +8,7 @@ data set registered in `dataset_dir/dataset_info.json` each. Every case goes thr
 before the first step) in this one process, and the result says, per case, `trained` (every sample became a
 training row), `dropped` (fewer rows than samples: LLaMA-Factory skipped some, usually with only a warning) or
 `raised` (it stopped, with the error). The agreement test compares these outcomes with `ftk dataset validate`,
-and `ftk.bench.dataset_validate` times the same pipeline.
+and `scripts/bench.sh validate_vs_llamafactory` times the same pipeline.
 """
 
 from __future__ import annotations

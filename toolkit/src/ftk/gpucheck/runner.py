@@ -26,6 +26,11 @@ from typing import Any
 from ftk import paths
 from ftk.gpucheck import host, vllm_bench
 from ftk.gpucheck.report import Check, Comparison, Report, Step, decode_limit, kv_check
+from ftk.hf.random_lora import random_adapter
+from ftk.serve.client import read_key
+from ftk.serve.command import launcher_argv, serve_python
+from ftk.serve.served import Served
+from ftk.settings import load_settings
 
 PHASES = ("train", "serve", "variants")
 TRAIN_SETS = ("save_steps=100000", "logging_steps=5", "flash_attn=sdpa", "report_to=none")
@@ -162,9 +167,6 @@ class Runner:
         return self.report
 
     def serve_python(self) -> str:
-        from ftk.serve.command import serve_python
-        from ftk.settings import load_settings
-
         return serve_python(load_settings(Path("/nonexistent")))
 
     def ensure_data(self) -> None:
@@ -290,8 +292,6 @@ class Runner:
     # --- serving -------------------------------------------------------------------------------------
     def serve_inputs(self) -> tuple[Path, Path, list[str]]:
         """(merged model, base model, notes): the trained ones, else the base and a random adapter stand in."""
-        from ftk.bench.serve_merged_vs_lora import random_adapter
-
         self.ensure_text_model()
         notes = []
         merged = self.merged if (self.merged / "config.json").is_file() else self.text_model
@@ -307,9 +307,7 @@ class Runner:
                 random_adapter(self.text_model, adapters_dir / f"a{i}", r=8)
         return merged, self.text_model, notes
 
-    def served(self, label: str, model: Path, lora: bool = False, **extra: str) -> Any:
-        from ftk.bench.serve_merged_vs_lora import Served
-
+    def served(self, label: str, model: Path, lora: bool = False, **extra: str) -> Served:
         env = self.env(
             SERVE_MODEL_PATH=str(model),
             MODEL_ID=str(self.text_model),
@@ -329,11 +327,9 @@ class Runner:
         work.mkdir(parents=True)
         return Served(label, "a1" if lora else "merged", env, work)
 
-    def bench(self, target: Any, concurrency: int, tag: str, lora: list[str] | None = None) -> Any:
-        from ftk.serve.client import read_key
-        from ftk.serve.command import launcher_argv
-        from ftk.settings import load_settings
-
+    def bench(
+        self, target: Served, concurrency: int, tag: str, lora: list[str] | None = None
+    ) -> vllm_bench.BenchResult:
         prompts = max(16, 6 * concurrency)
         launcher = launcher_argv(load_settings(Path("/nonexistent")))
         result = vllm_bench.run(
@@ -374,7 +370,7 @@ class Runner:
         return vllm_bench.BenchResult(c, 0, get("output_tokens_per_s"), get("requests_per_s"),
                                       get("ttft_median_ms"), get("ttft_median_ms"), get("tpot_median_ms"))  # fmt: skip
 
-    def smoke(self, target: Any, lora: bool) -> None:
+    def smoke(self, target: Served, lora: bool) -> None:
         """`ftk smoke` against the server, recorded as a check (a failure does not stop the benchmarks)."""
         try:
             self._smoke(target, lora)
@@ -382,21 +378,21 @@ class Runner:
         except StepFailed as err:
             self.report.check(Check(f"ftk smoke ({target.label})", False, str(err)))
 
-    def _smoke(self, target: Any, lora: bool) -> None:
+    def _smoke(self, target: Served, lora: bool) -> None:
         argv = [tool("toolkit", "ftk"), "smoke", "--base-url", target.url + "/v1"]
         argv += ["--api-key-file", str(target.key_file), "--expect", ""]
         argv += ["--model", "base", *(x for i in (1, 2, 3, 4) for x in ("--adapter", f"a{i}"))] if lora else []
         argv += [] if lora else ["--model", "merged"]
         self.sh(argv, f"smoke-{target.label}", timeout=300, SERVE_MODEL_PATH=str(self.text_model))
 
-    def start(self, target: Any) -> None:
+    def start(self, target: Served) -> None:
         self.wait_gpu_free()
         target.start(900)
         self.report.figures[f"serve: start-up to healthy (s) | {target.label}"] = round(target.startup, 1)
         kv = vllm_bench.kv_cache_tokens(target.work / f"{target.label}.log")
         self.report.figures[f"serve: vLLM KV-cache tokens | {target.label}"] = kv
 
-    def stop(self, target: Any) -> None:
+    def stop(self, target: Served) -> None:
         target.stop()
         log = target.work / f"{target.label}.log"
         if log.is_file():

@@ -8,7 +8,7 @@ For each: time to first token (streamed, median), full-response latency (not str
 at a fixed concurrency, streamed and not. The table shows ratios against direct (goal: TTFT within 10%,
 throughput within 5%).
 
-    python -m ftk.bench.gateway_overhead [--requests 12] [--concurrency 4] [--max-tokens 48]
+    scripts/bench.sh gateway_overhead -- [--requests 12] [--concurrency 4] [--max-tokens 48]
                                          [--vllm-url http://127.0.0.1:8000 --vllm-key-file FILE]
 
 Without --vllm-url it starts its own vLLM (scripts/serve.sh, the default model) on a free port. The gateways,
@@ -21,7 +21,6 @@ import argparse
 import asyncio
 import os
 import signal
-import socket
 import ssl
 import statistics
 import subprocess
@@ -32,20 +31,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+from ftk import paths
+from ftk.gateway.keys import first_active_key
+from ftk.serve.served import free_port
 from rich.console import Console
 from rich.table import Table
 
-from ftk import paths
-from ftk.gateway.keys import first_active_key
-
 console = Console(width=max(140, Console().width))
 PROMPT = "Write a short story about a lighthouse keeper."
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def child_env(**extra: str) -> dict[str, str]:
@@ -291,7 +284,7 @@ def report(results: dict[str, dict[str, float]], args: argparse.Namespace) -> No
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(prog="python -m ftk.bench.gateway_overhead", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="scripts/bench.sh gateway_overhead --", description=__doc__.split("\n")[0])
     p.add_argument("--requests", type=int, default=12, help="requests per figure")
     p.add_argument("--concurrency", type=int, default=4)
     p.add_argument("--max-tokens", type=int, default=48)

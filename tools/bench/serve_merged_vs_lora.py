@@ -4,7 +4,7 @@ One run: start-up time to healthy (scripts/serve.sh until `/health` and `/v1/mod
 1, 8 and 32 concurrent streamed chat requests: requests/s and time to first token (median, p90), measured in
 alternating rounds (merged, then lora) so load drifts hit both alike. The table shows lora/merged ratios.
 
-    python -m ftk.bench.serve_merged_vs_lora [--adapter DIR] [--merged DIR] [--concurrency 1,8,32]
+    scripts/bench.sh serve_merged_vs_lora -- [--adapter DIR] [--merged DIR] [--concurrency 1,8,32]
                                              [--requests-per-level 2] [--max-tokens 16] [--no-eager]
 
 Defaults: the adapter is runs/<RUN_ID>/adapter and the merged model models/merged/<RUN_ID> (scripts/train.sh,
@@ -17,133 +17,23 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
-import os
-import signal
-import socket
 import statistics
-import subprocess
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import openai
+from ftk import paths
+from ftk.hf.random_lora import random_adapter
+from ftk.serve.client import read_key
+from ftk.serve.served import Served
+from ftk.settings import get_settings
 from rich.console import Console
 from rich.table import Table
 
-from ftk import paths
-from ftk.hf.modelinfo import ModelInfo
-from ftk.serve.client import VllmClient, read_key
-from ftk.settings import get_settings
-
 console = Console(width=max(120, Console().width))
 PROMPT = "Write one sentence about the sea."
-TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def random_adapter(model: Path, out: Path, r: int = 8) -> Path:
-    """A PEFT-format LoRA with small random weights for every projection of `model` (torch, no PEFT)."""
-    import torch
-    from safetensors.torch import save_file
-
-    info = ModelInfo.load(model)
-    gen = torch.Generator().manual_seed(0)
-    tensors = {}
-    for name, t in info.tensors.items():
-        module = name.removesuffix(".weight")
-        if module.rsplit(".", 1)[-1] in TARGETS and len(t.shape) == 2:
-            out_f, in_f = t.shape
-            tensors[f"base_model.model.{module}.lora_A.weight"] = torch.randn(r, in_f, generator=gen) * 0.02
-            tensors[f"base_model.model.{module}.lora_B.weight"] = torch.randn(out_f, r, generator=gen) * 0.02
-    out.mkdir(parents=True, exist_ok=True)
-    save_file(tensors, str(out / "adapter_model.safetensors"))
-    (out / "adapter_config.json").write_text(
-        json.dumps(
-            {
-                "peft_type": "LORA",
-                "task_type": "CAUSAL_LM",
-                "r": r,
-                "lora_alpha": 2 * r,
-                "lora_dropout": 0.0,
-                "target_modules": list(TARGETS),
-                "base_model_name_or_path": str(model),
-                "bias": "none",
-                "fan_in_fan_out": False,
-                "modules_to_save": None,
-            }
-        )
-    )
-    return out
-
-
-@dataclass
-class Served:
-    label: str
-    model_name: str
-    env: dict[str, str]
-    work: Path
-    port: int = field(default_factory=free_port)
-    proc: subprocess.Popen | None = None
-    startup: float = 0.0
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def key_file(self) -> Path:
-        return self.work / "vllm_api_key"
-
-    def start(self, timeout: float) -> None:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
-        env.update(
-            FTK_HOME=str(paths.project_home()),
-            NO_COLOR="1",
-            ALLOW_CPU="true",
-            VLLM_HOST="127.0.0.1",
-            VLLM_PORT=str(self.port),
-            VLLM_API_KEY_FILE=str(self.key_file),
-            RUNS_DIR=str(self.work / "runs"),
-        )
-        env.update(self.env)  # the caller's values win (ALLOW_CPU=false on a GPU host: gpu-check)
-        log = self.work / f"{self.label}.log"
-        console.print(f"starting {self.label} on :{self.port} (scripts/serve.sh, log {log})")
-        start = time.monotonic()
-        with log.open("ab") as f:
-            self.proc = subprocess.Popen(
-                [str(paths.project_home() / "scripts" / "serve.sh")],
-                stdout=f,
-                stderr=subprocess.STDOUT,
-                env=env,
-                start_new_session=True,
-            )
-        while not self.key_file.is_file() and self.proc.poll() is None:
-            time.sleep(0.2)
-        client = VllmClient(self.url, read_key(self.key_file), timeout=10)
-        expected = [self.model_name]
-        ok, status, _ = client.wait(expected, timeout, interval=0.5, alive=lambda: self.proc.poll() is None)
-        if not ok:
-            self.stop()
-            raise SystemExit(f"{self.label}: vLLM not ready ({status}); see {log}")
-        self.startup = time.monotonic() - start
-
-    def stop(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        try:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            self.proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
 
 
 @dataclass

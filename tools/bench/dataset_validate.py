@@ -7,7 +7,7 @@ hashed. The table shows seconds, samples/s and peak RSS per size, and the RSS ra
 flat (goal: at most 1.10): the reader streams, and the exact duplicate index holds at most 65,536 samples in
 memory (12 bytes each, its own column), spilling the rest to partition files resolved one at a time.
 
-    python -m ftk.bench.dataset_validate [--sizes 10000,100000,1000000] [--keep DIR]
+    scripts/bench.sh dataset_validate -- [--sizes 10000,100000,1000000] [--keep DIR]
 """
 
 from __future__ import annotations
@@ -69,8 +69,7 @@ def run_size(work: Path, media: Path, n: int) -> dict[str, float]:
     proc = subprocess.run(
         [
             sys.executable,
-            "-m",
-            "ftk.bench.dataset_validate",
+            __file__,
             "--child",
             str(data),
             "--media-root",

@@ -6,7 +6,7 @@ subprocess, and loaded by LLaMA-Factory's `get_dataset` (converter and SFT proce
 model; `ftk.dataset.lf_oracle` in the train venv, its own timing of the pipeline and the wall time with imports).
 The table shows seconds, samples/s and each figure's ratio to LLaMA-Factory's pipeline.
 
-    python -m ftk.bench.validate_vs_llamafactory [--samples 100000] [--model models/SmolLM2-135M-Instruct]
+    scripts/bench.sh validate_vs_llamafactory -- [--samples 100000] [--model models/SmolLM2-135M-Instruct]
 """
 
 from __future__ import annotations
@@ -19,10 +19,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from ftk import paths
 from rich.console import Console
 from rich.table import Table
-
-from ftk import paths
 
 
 def write_alpaca(path: Path, n: int) -> None:

@@ -8,7 +8,7 @@ and peak RSS of the process tree. The ratio column is the median of the per-roun
 goal: tokens/s within noise (~1.0), and the noise is printed too: the spread of the per-round ratios. Both paths
 run with OMP_NUM_THREADS=1 (unless set), so a job on the machine's other core disturbs them less.
 
-    python -m ftk.bench.train_overhead [--steps 8] [--rounds 3] [--keep DIR]
+    scripts/bench.sh train_overhead -- [--steps 8] [--rounds 3] [--keep DIR]
 """
 
 from __future__ import annotations
@@ -27,10 +27,9 @@ from pathlib import Path
 
 import psutil
 import yaml
+from ftk import paths
 from rich.console import Console
 from rich.table import Table
-
-from ftk import paths
 
 console = Console()
 
