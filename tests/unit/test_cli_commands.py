@@ -24,3 +24,5 @@ def test_a_command_lacking_its_library_names_it_and_the_venv_to_use():
     assert r.returncode == 1, r.stdout + r.stderr
     assert "needs the Python package 'openai'" in r.stderr
     assert ".venvs/toolkit/bin/ftk smoke" in r.stderr
+    listing = subprocess.run([str(train_ftk), "--help"], capture_output=True, text=True, env=clean_env())
+    assert "Not in this venv (needs 'openai'): run .venvs/toolkit/bin/ftk" in " ".join(listing.stdout.split())

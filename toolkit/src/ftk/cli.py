@@ -47,7 +47,13 @@ def _unavailable(name: str, missing: str) -> None:
     """A stand-in for a command whose library this venv lacks: it says which library and where it runs."""
     command = name.replace("_", "-")
 
-    @app.command(command, context_settings={"allow_extra_args": True, "ignore_unknown_options": True}, hidden=True)
+    # Listed in `ftk --help` too, so the command is seen where it cannot run, with where it does.
+    @app.command(
+        command,
+        context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+        help=f"Not in this venv (needs '{missing}'): run .venvs/toolkit/bin/ftk {command}.",
+        add_help_option=False,
+    )
     def stand_in() -> None:
         raise UserError(
             f"`ftk {command}` needs the Python package '{missing}', which this environment ({sys.prefix}) lacks; "

@@ -6,16 +6,22 @@ import json
 from contextlib import AbstractContextManager, nullcontext
 from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import typer
 from rich.table import Table
 
 from ftk import paths
 from ftk.console import EXIT_INVALID, EXIT_USAGE, UserError, console, err_console, info, warn
-
-if TYPE_CHECKING:
-    from ftk.dataset.formats import Layout
+from ftk.dataset import register as registering
+from ftk.dataset.formats import Layout, layout_from_entry
+from ftk.dataset.problems import ProblemSink
+from ftk.dataset.registry import Registry
+from ftk.dataset.report import json_report, print_problems, summary_table
+from ftk.dataset.shapes import make_shapes
+from ftk.dataset.tokens import TokenCounter
+from ftk.dataset.validate import Options, validate_file
+from ftk.settings import get_settings
 
 dataset_app = typer.Typer(
     help="Validate LLaMA-Factory data files and register them in dataset_info.json.", no_args_is_help=True
@@ -47,8 +53,6 @@ class FormatChoice(str, Enum):
 def _dirs(dataset_dir: Path | None, media_root: Path | None, create: bool = False) -> tuple[Path, Path]:
     """The dataset dir and media root: the flags (relative to the working dir) when given, else settings. The
     media root defaults to the dataset dir, as LLaMA-Factory's `media_dir` does."""
-    from ftk.settings import get_settings
-
     s = get_settings()
     ds = dataset_dir.resolve() if dataset_dir else s.path("dataset_dir")
     media = media_root.resolve() if media_root else s.resolved_media_root(ds)
@@ -72,9 +76,6 @@ def _existing(files: list[Path]) -> None:
 
 def _targets(args: list[Path], dataset_dir: Path) -> list[tuple[Path, Layout | None, str]]:
     """(file, layout, shown) per argument: a file as given, or a registered name with its columns and tags."""
-    from ftk.dataset.formats import layout_from_entry
-    from ftk.dataset.registry import Registry
-
     out: list[tuple[Path, Layout | None, str]] = []
     registry: dict[str, Any] | None = None
     for arg in args:
@@ -160,11 +161,6 @@ def validate(
     Quality findings LLaMA-Factory trains on anyway end in [warning] and do not fail (--strict: they do).
     Exit 0 when all files are valid, 1 when a file has errors, 2 on a usage error (bad flag, missing file).
     """
-    from ftk.dataset.problems import ProblemSink
-    from ftk.dataset.report import json_report, print_problems, summary_table
-    from ftk.dataset.tokens import TokenCounter
-    from ftk.dataset.validate import Options, validate_file
-
     if (tokenizer is None) != (cutoff_len is None):
         raise UserError("--tokenizer and --cutoff-len go together: give both to check sample lengths", EXIT_USAGE)
     ds, media = _dirs(dataset_dir, media_root)
@@ -193,19 +189,13 @@ def validate(
 
 
 def _settings_assistant() -> tuple[str, str]:
-    from ftk.settings import get_settings
-
     s = get_settings()
     return s.assistant_name, s.assistant_author
 
 
 def _register_one(file: Path, name: str, dataset_dir: Path, media: Path, force: bool, max_problems: int) -> bool:
-    from ftk.dataset.problems import ProblemSink
-    from ftk.dataset.register import register
-    from ftk.dataset.report import print_problems, summary_table
-
     sink = ProblemSink(max_problems)
-    reg = register(file, name, dataset_dir, media, force, sink, _settings_assistant())
+    reg = registering.register(file, name, dataset_dir, media, force, sink, _settings_assistant())
     for note in reg.notes:
         info(note)
     if not reg.valid:
@@ -266,10 +256,8 @@ def list_cmd(
     media_root: Path = typer.Option(None, "--media-root", help="\\[default: MEDIA_ROOT]"),
 ) -> None:
     """The registered data sets and whether each file still validates (exit 1 when one does not)."""
-    from ftk.dataset.register import list_entries
-
     ds, media = _dirs(dataset_dir, media_root)
-    rows = list_entries(ds, media)
+    rows = registering.list_entries(ds, media)
     table = Table(title=f"{ds / 'dataset_info.json'}", title_justify="left")
     for col in ("name", "file", "format", "samples", "status"):
         table.add_column(col, overflow="fold", justify="right" if col == "samples" else "left")
@@ -289,8 +277,6 @@ def make_shapes_cmd(
     out: Path = typer.Option(None, "--out", help="also write the samples (JSONL) here \\[default: data/shapes.jsonl]"),
 ) -> None:
     """Draw the shapes images (deterministic; unchanged files are not rewritten) and write their samples."""
-    from ftk.dataset.shapes import make_shapes
-
     _, media = _dirs(None, media_root, create=True)
     target = out or paths.project_home() / "data" / "shapes.jsonl"
     written, total = make_shapes(media, target)

@@ -9,13 +9,14 @@ import typer
 
 from ftk import paths
 from ftk.console import EXIT_INVALID, EXIT_USAGE, console, fail
+from ftk.gpucheck.random_text import SIZES
+from ftk.gpucheck.report import Report, render
+from ftk.gpucheck.runner import PHASES, Options, Runner
 
 gpu_app = typer.Typer(help="Check a GPU host end to end: train, merge, serve, benchmarks.", no_args_is_help=True)
 
 
 def parse_phases(value: str) -> tuple[str, ...]:
-    from ftk.gpucheck.runner import PHASES
-
     items = [p.strip() for p in value.split(",") if p.strip()]
     if items == ["all"]:
         return PHASES
@@ -48,10 +49,6 @@ def run(
     fresh: bool = typer.Option(False, "--fresh", help="Start a new report instead of adding to WORK's."),
 ) -> None:
     """Run the phases, writing the JSON report after every step; print the tables; exit 1 when anything failed."""
-    from ftk.gpucheck.random_text import SIZES
-    from ftk.gpucheck.report import render
-    from ftk.gpucheck.runner import Options, Runner
-
     if size not in SIZES:
         fail(f"--size {size!r}: use one of {', '.join(SIZES)}", EXIT_USAGE)
     phases, levels = parse_phases(phase), parse_levels(concurrency)
@@ -81,8 +78,6 @@ def report_cmd(
     file: Path = typer.Argument(..., help="A report written by `ftk gpu-check run` (scripts/gpu-check.sh)."),
 ) -> None:
     """Print a report's tables again; exit 1 when a step or check in it failed."""
-    from ftk.gpucheck.report import Report, render
-
     path = paths.resolve(file)
     if not path.is_file():
         fail(f"{path}: no such report; run scripts/gpu-check.sh first", EXIT_USAGE)

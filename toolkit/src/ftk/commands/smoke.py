@@ -10,6 +10,7 @@ from rich.table import Table
 
 from ftk import paths
 from ftk.console import EXIT_INVALID, EXIT_USAGE, console, fail
+from ftk.gateway.keys import read_keys
 from ftk.hf.modelinfo import ModelInfo
 from ftk.serve.client import read_key
 from ftk.settings import Settings, get_settings, split_list
@@ -27,8 +28,6 @@ def default_key(s: Settings) -> str:
     if str(s.smoke_api_key_file) not in ("", "."):
         return read_key(s.path("smoke_api_key_file"))
     try:
-        from ftk.gateway.keys import read_keys
-
         active = [r.key for r in read_keys(s.path("api_keys_file")) if r.status == "active"]
         return active[0] if active else ""
     except Exception:

@@ -14,6 +14,8 @@ from rich.table import Table
 
 from ftk import paths
 from ftk.console import EXIT_USAGE, UserError, console, info
+from ftk.settings import get_settings
+from ftk.vl import tiny_model
 
 ARCH_NAMES = ("qwen3vl", "qwen2vl")
 
@@ -45,11 +47,7 @@ def build(
     """Build a tiny random vision-language model with a real tokenizer, processor and chat template."""
     if arch not in ARCH_NAMES:
         raise UserError(f"--arch {arch!r} is not supported; use one of: {', '.join(ARCH_NAMES)}", EXIT_USAGE)
-    from ftk.settings import get_settings
-
     target = paths.resolve(out) if out is not None else get_settings().path("models_dir") / f"tiny-{arch}"
-    from ftk.vl import tiny_model
-
     if not force and tiny_model.manifest_matches(target, arch, seed):
         if not quiet:
             info(f"{target} is up to date ({arch}, seed {seed}); --force rebuilds it")
