@@ -50,7 +50,7 @@ def _points(shape: str) -> list[tuple[float, float]]:
 
 def draw(colour: str, shape: str) -> bytes:
     """The PNG bytes of one shape."""
-    from PIL import Image, ImageDraw
+    from PIL import Image, ImageDraw  # Pillow only when images are drawn
 
     im = Image.new("RGB", (SIZE, SIZE), "white")
     pen = ImageDraw.Draw(im)

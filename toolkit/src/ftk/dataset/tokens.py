@@ -23,7 +23,7 @@ class TokenCounter:
                 "model folder that holds one",
                 EXIT_USAGE,
             )
-        from tokenizers import Tokenizer
+        from tokenizers import Tokenizer  # only with --tokenizer: the venvs that validate data need not have it
 
         try:
             self.tokenizer = Tokenizer.from_file(str(file))

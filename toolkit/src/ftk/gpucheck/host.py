@@ -88,7 +88,7 @@ def _local_versions() -> dict[str, str]:
         except importlib.metadata.PackageNotFoundError:
             continue
     try:
-        import torch
+        import torch  # optional: this runs in each stage's python, and only some have torch
 
         found["torch.cuda"] = str(torch.version.cuda)
     except ImportError:
@@ -98,7 +98,7 @@ def _local_versions() -> dict[str, str]:
 
 def _bandwidth(gib: float = 2.0, repeats: int = 20) -> dict[str, float]:
     """Device-to-device copy bandwidth (bytes read + written per second) of GPU 0, the best of `repeats`."""
-    import torch
+    import torch  # the train python runs this (`python -m ftk.gpucheck.host bandwidth`); the toolkit's need not
 
     if not torch.cuda.is_available():
         raise SystemExit("no CUDA device: the bandwidth is measured on a GPU")

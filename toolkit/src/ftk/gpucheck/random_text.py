@@ -61,6 +61,7 @@ def parameters(size: str) -> int:
 
 def build(out: Path, size: str = "1b", seed: int = 0) -> dict[str, Any]:
     """Write the model folder `out` (bf16 safetensors, tokenizer, chat template, generation config)."""
+    # torch and transformers here only: the toolkit venv's gpu-check imports this module for SIZES
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 

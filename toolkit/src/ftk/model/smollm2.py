@@ -97,6 +97,8 @@ def ensure(folder: Path, *, force: bool = False, step: Step | None = None) -> Re
 def _quiet_transformers(say: Step) -> Iterator[None]:
     """transformers' own tqdm bars and warnings would interleave with our rich progress: silence them, and
     report the GGUF dequantization loop (a bare tqdm in transformers) through `say` instead."""
+    # transformers and torch in the build's functions only: `ftk model status` (and every other command) starts
+    # without their seconds of import
     from transformers import modeling_gguf_pytorch_utils as gguf_utils
     from transformers.utils import logging as hf_logging
 

@@ -14,6 +14,7 @@ import json
 import sys
 import typing
 from functools import lru_cache
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
@@ -48,8 +49,7 @@ def _type_name(tp: Any) -> str:
 
 def dump() -> dict[str, Any]:
     """Keys and templates of the installed LLaMA-Factory (import it: train venv only)."""
-    from importlib.metadata import version
-
+    # LLaMA-Factory here only: `known()` reads the JSON in every venv
     from llamafactory.data.template import TEMPLATES
     from llamafactory.hparams import (
         DataArguments,

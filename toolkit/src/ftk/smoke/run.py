@@ -64,7 +64,7 @@ def make_client(cfg: SmokeConfig) -> openai.OpenAI:
 
 def png_data_url(size: int = 64) -> str:
     """A small red square as a base64 PNG data URL (pillow)."""
-    from PIL import Image
+    from PIL import Image  # Pillow only for the image probe of a vision-language model
 
     buf = io.BytesIO()
     Image.new("RGB", (size, size), (220, 30, 30)).save(buf, format="PNG")

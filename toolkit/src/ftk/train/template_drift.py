@@ -74,6 +74,7 @@ def _text_diff(ours: str, theirs: str) -> str:
 
 def _load(model: str, trust: bool) -> tuple[Any, Any, str]:
     """Two tokenizers (LLaMA-Factory may rewrite one's chat template) and the model's own chat template."""
+    # transformers and LLaMA-Factory in functions: --help and the config parsing need neither
     from transformers import AutoProcessor, AutoTokenizer
 
     ours = AutoTokenizer.from_pretrained(model, trust_remote_code=trust)

@@ -23,6 +23,7 @@ QUESTION = "What shape is this?"
 
 
 def sample_image() -> Any:
+    # Pillow and LLaMA-Factory (train venv only) in functions: the toolkit venv's tests import QUESTION from here
     from PIL import Image, ImageDraw
 
     image = Image.new("RGB", (112, 112), "white")

@@ -84,6 +84,8 @@ VIDEO_MIN_PIXELS, VIDEO_MAX_PIXELS = 32 * 32, 128 * 128
 
 def build_tokenizer(arch: Arch) -> Any:
     """A byte-level BPE tokenizer with the Qwen-VL special tokens and the chat template."""
+    # tokenizers, transformers and torch in functions only: the manifest check runs in any venv, the build in
+    # one with the VL classes and torchvision (`ftk tiny-vl build` re-runs itself in the train venv)
     from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
