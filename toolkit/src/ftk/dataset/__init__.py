@@ -10,7 +10,7 @@ Modules, one job each:
 - `tokens`: chat-formatted token counts with the `tokenizers` library.
 - `validate`: validate whole files (streams, combines the above).
 - `report`: problem lines, the summary table and the JSON report.
-- `registry`: dataset_info.json edits (file lock, atomic write, backups).
+- `registry`: dataset_info.json edits (file lock, atomic write through ftk.files, backups).
 - `templates`: fill `{{name}}`/`{{author}}` placeholders (the identity set).
 - `shapes`: generate the multimodal shapes set (images and questions).
 """
