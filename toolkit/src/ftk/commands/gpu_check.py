@@ -9,6 +9,7 @@ import typer
 
 from ftk import paths
 from ftk.console import EXIT_INVALID, EXIT_USAGE, console, fail
+from ftk.doctor import resources
 
 gpu_app = typer.Typer(help="Check a GPU host end to end: train, merge, serve, benchmarks.", no_args_is_help=True)
 
@@ -54,6 +55,9 @@ def run(
 
     if size not in SIZES:
         fail(f"--size {size!r}: use one of {', '.join(SIZES)}", EXIT_USAGE)
+    gpu = resources.gpus("GPUS", 1, False, "gpu-check")
+    if gpu.status == "FAIL":
+        fail(f"{gpu.detail}; run it on a GPU host (check nvidia-smi -L and CUDA_VISIBLE_DEVICES)")
     phases, levels = parse_phases(phase), parse_levels(concurrency)
     folder = paths.resolve(work)
     target = paths.resolve(report) if report else folder / "report.json"

@@ -1,15 +1,12 @@
 """Every check on the model and adapters before vLLM starts: one line per problem, naming value and fix.
 
-The host checks (visible GPUs >= TENSOR_PARALLEL_SIZE, port free) run in scripts/serve.sh from the shared
-shell library; ``visible_gpus`` here decides CPU or GPU flags for the command line.
+The host checks (visible GPUs >= TENSOR_PARALLEL_SIZE, port free) are the serve stage's doctor checks
+(ftk.doctor.checks_serve); `ftk run serve` runs them all before vLLM starts.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,25 +26,6 @@ class Report:
     @property
     def ok(self) -> bool:
         return not self.problems
-
-
-def visible_gpus() -> int:
-    """GPUs this process may use: `nvidia-smi -L`, narrowed by CUDA_VISIBLE_DEVICES (as check_gpus does)."""
-    total = 0
-    smi = shutil.which("nvidia-smi")
-    if smi:
-        try:
-            out = subprocess.run([smi, "-L"], capture_output=True, text=True, timeout=20).stdout
-            total = sum(1 for line in out.splitlines() if line.startswith("GPU "))
-        except (OSError, subprocess.SubprocessError):
-            total = 0
-    ids = os.environ.get("CUDA_VISIBLE_DEVICES")
-    if ids is not None:
-        ids = ids.replace(" ", "")
-        if ids in ("", "-1", "none"):
-            return 0
-        total = min(total, len([x for x in ids.split(",") if x]))
-    return total
 
 
 def check_model_folder(path: Path, setting: str = "SERVE_MODEL_PATH") -> list[str]:
