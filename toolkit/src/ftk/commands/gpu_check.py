@@ -55,10 +55,10 @@ def run(
 
     if size not in SIZES:
         fail(f"--size {size!r}: use one of {', '.join(SIZES)}", EXIT_USAGE)
+    phases, levels = parse_phases(phase), parse_levels(concurrency)
     gpu = resources.gpus("GPUS", 1, False, "gpu-check")
     if gpu.status == "FAIL":
         fail(f"{gpu.detail}; run it on a GPU host (check nvidia-smi -L and CUDA_VISIBLE_DEVICES)")
-    phases, levels = parse_phases(phase), parse_levels(concurrency)
     folder = paths.resolve(work)
     target = paths.resolve(report) if report else folder / "report.json"
     if fresh and target.is_file():
