@@ -9,8 +9,8 @@
 # whose names no longer match the settings, or that expires within 30 days, is made again (same CA).
 # --force makes a new server certificate (the CA is kept). Clients trust TLS_CA (curl --cacert, SSL_CERT_FILE).
 set -Eeuo pipefail
-# shellcheck source=scripts/lib/checks.sh
-source "$(dirname "${BASH_SOURCE[0]}")/lib/checks.sh"
+# shellcheck source=scripts/lib/common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 
 SERVER_DAYS=397 # browsers refuse longer-lived server certificates
 CA_DAYS=3650

@@ -16,45 +16,22 @@
 #
 # Offline hosts: an unreachable hub fails in seconds. Pre-seed the cache by copying the model folder to
 # MODELSCOPE_CACHE/models/<Org>/<Name> (it is then used without network), or set MODEL_ID to a local folder.
-# Prints the model folder on stdout when it is complete; exits 1 with one line per problem otherwise.
+# `ftk run download` is the stage (`ftk doctor --stage download` lists its checks). Prints the model folder on stdout when it is complete; exits 1 with one line per problem otherwise.
 set -Eeuo pipefail
-# shellcheck source=scripts/lib/checks.sh
-source "$(dirname "${BASH_SOURCE[0]}")/lib/checks.sh"
+# shellcheck source=scripts/lib/common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 
 main() {
-	local args=()
-	while (($# > 0)); do
-		case "$1" in
-		-h | --help)
-			show_help "$0"
-			return 0
-			;;
-		--model-id | --revision)
-			(($# >= 2)) || die "$1 needs a value; see scripts/download.sh --help" 2
-			args+=("$1" "$2")
-			shift 2
-			;;
-		--offline)
-			args+=("$1")
-			shift
-			;;
-		*) die "unknown argument '$1'; see scripts/download.sh --help" 2 ;;
-		esac
-	done
-	load_env
-	local ftk exports cache
+	case "${1:-}" in
+	-h | --help)
+		show_help "$0"
+		return 0
+		;;
+	esac
+	local ftk
 	ftk="$(venv_tool toolkit ftk)"
-	exports="$("$ftk" env export)" || die "invalid settings; run: ftk env check"
-	eval "$exports"
-
-	cache="$(ftk_path "$MODELSCOPE_CACHE")"
-	step "download: preflight"
-	info "MODEL_ID=$MODEL_ID MODEL_REVISION=$MODEL_REVISION MODELSCOPE_CACHE=$cache"
-	check_writable "$cache" || exit 1
-	check_disk "$cache" "$DOWNLOAD_MIN_FREE_MB" || exit 1
-
-	step "download: fetch and verify"
-	"$ftk" download "${args[@]}"
+	step "download: ftk run download $*"
+	exec "$ftk" run download "$@"
 }
 
 main "$@"

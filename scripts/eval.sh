@@ -18,8 +18,8 @@
 # Example: scripts/eval.sh -e base=base -e adapter=identity -e merged=merged@http://127.0.0.1:8001/v1 \
 #            --drift merged:adapter --release base --candidate merged
 set -Eeuo pipefail
-# shellcheck source=scripts/lib/checks.sh
-source "$(dirname "${BASH_SOURCE[0]}")/lib/checks.sh"
+# shellcheck source=scripts/lib/common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 
 main() {
 	case "${1:-}" in -h | --help)

@@ -14,8 +14,8 @@
 #   --wheelhouse DIR   wheels pip inside the builds searches first: copied to docker/build/wheels/
 # SERVICE...: build only these compose services (default: every service that has a build).
 set -Eeuo pipefail
-# shellcheck source=scripts/lib/checks.sh
-source "$(dirname "${BASH_SOURCE[0]}")/lib/checks.sh"
+# shellcheck source=scripts/lib/common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 
 LOCAL_BASE="ftk-debian:bookworm"
 GPU_SERVICES=(ftk train serve)

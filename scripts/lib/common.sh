@@ -72,6 +72,15 @@ load_env() {
 	done <"$file"
 }
 
+# require_cmd NAME [HINT]: the command is on PATH (a tool a script runs itself: openssl, jq, docker).
+require_cmd() {
+	command -v "$1" >/dev/null 2>&1 ||
+		{
+			log error "command '$1' not found; ${2:-install it (make setup installs what the project needs)}"
+			return 1
+		}
+}
+
 # ftk_path PATH: absolute path, relative ones taken from FTK_HOME (as the Python settings do).
 ftk_path() {
 	case "$1" in

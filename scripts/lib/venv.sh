@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Virtual environments under .venvs/, made from a pinned requirements file and re-made only when it changes.
-# shellcheck source=scripts/lib/checks.sh
-source "$(dirname "${BASH_SOURCE[0]}")/checks.sh"
+# shellcheck source=scripts/lib/common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 FTK_VENVS="${FTK_VENVS:-$FTK_HOME/.venvs}"
 FTK_PYTHON="${FTK_PYTHON:-python3}"
@@ -35,6 +35,16 @@ link_duplicates() {
 	[[ -z "$saved" ]] || info "venvs: identical files hard-linked across ${dir#"$FTK_HOME"/}, ${saved} saved"
 }
 
+# need_disk DIR MIB NAME: set-up's own space guard, since it runs before the toolkit venv (and its doctor
+# checks) exist.
+need_disk() {
+	local probe="$1" free
+	while [[ ! -e "$probe" && "$probe" != "/" ]]; do probe="$(dirname "$probe")"; done
+	free=$(df -Pm "$probe" | awk 'NR==2 {print $4}')
+	((free >= $2)) ||
+		die "venv $3: not enough disk for its install: only ${free} MiB free on the disk of $1, need $2 MiB; free space there or set FTK_VENVS to a folder on a larger disk"
+}
+
 # ensure_venv NAME REQFILE POST_FN NEED_MB: build .venvs/NAME unless its stamp matches; quiet when nothing
 # changed. NEED_MB is the free disk the install takes at its peak (downloads plus the installed venv): checked
 # first, so a small disk stops the build with one line instead of ENOSPC half-way through pip.
@@ -48,7 +58,7 @@ ensure_venv() {
 	fi
 	step "venv $name: installing ${req#"$FTK_HOME"/} into ${dir#"$FTK_HOME"/}"
 	rm -rf "$dir"
-	check_disk "$FTK_VENVS" "$need" || die "venv $name: not enough disk for its install (set FTK_VENVS to a folder on a larger disk)"
+	need_disk "$FTK_VENVS" "$need" "$name"
 	"$FTK_PYTHON" -m venv "$dir"
 	venv_pip "$dir" install -r "$req" ||
 		die "venv $name: pip install -r $req failed (see the pip output above); fix the pin and run make setup again"

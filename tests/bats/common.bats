@@ -166,3 +166,24 @@ write_env() {
 	lib "pidfile_pid '$BATS_TEST_TMPDIR/none.pid'"
 	[ "$status" -eq 1 ]
 }
+
+# --- require_cmd -------------------------------------------------------------------------------------------
+
+@test "require_cmd: a command on PATH passes silently" {
+	lib 'require_cmd bash'
+	[ "$status" -eq 0 ]
+	[ -z "$output" ]
+}
+
+@test "require_cmd: a missing command names it and says how to install" {
+	lib 'require_cmd no-such-tool-ftk'
+	[ "$status" -eq 1 ]
+	one_line
+	[ "$output" = "[error] command 'no-such-tool-ftk' not found; install it (make setup installs what the project needs)" ]
+}
+
+@test "require_cmd: a custom hint replaces the default fix" {
+	lib 'require_cmd no-such-tool-ftk "apt-get install jq"'
+	[ "$status" -eq 1 ]
+	[ "$output" = "[error] command 'no-such-tool-ftk' not found; apt-get install jq" ]
+}

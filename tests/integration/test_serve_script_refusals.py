@@ -136,7 +136,7 @@ def test_too_few_gpus(sandbox: dict[str, Path]) -> None:
 
 def test_model_folder_without_config(sandbox: dict[str, Path]) -> None:
     (sandbox["model"] / "config.json").unlink()
-    refused(serve(sandbox), "has no config.json", "SERVE_MODEL_PATH")
+    refused(serve(sandbox), "config: no config.json", "SERVE_MODEL_PATH")
 
 
 def test_duplicate_adapter_names(sandbox: dict[str, Path]) -> None:

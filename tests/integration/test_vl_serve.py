@@ -99,7 +99,7 @@ def test_preflight_refuses_a_vision_tower_only_adapter(
         LORA_MODULES=f"tower={adapters['vision']}",
         LIMIT_MM_PER_PROMPT='{"image":1,"video":0}',
     )
-    proc = run_ftk("serve", "preflight", env=env)
+    proc = run_ftk("run", "serve", "--dry-run", env=env)
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert "adapter 'tower'" in proc.stderr and "would change nothing" in proc.stderr
     assert "freeze_vision_tower" in proc.stderr

@@ -71,17 +71,29 @@ def test_same_name_twice_is_refused() -> None:
 def test_host_table_and_exit_code_on_this_machine() -> None:
     result = run_ftk("doctor", "--stage", "host")
     assert result.returncode in (0, 1), result.stderr
-    for name in (
-        "python",
-        "venv: toolkit",
-        "debian tool: nginx",
-        "gpus: TENSOR_PARALLEL_SIZE=1",
-        "disk: MODELS_DIR",
-        "port: VLLM_PORT=8000",
-        ".env",
-    ):
+    for name in ("python", "venv: toolkit", "debian tool: nginx", "port: GATEWAY_HTTPS_PORT=8443", ".env"):
         assert name in result.stdout
     assert result.returncode == (1 if "FAIL" in result.stdout else 0)
+
+
+def test_each_stage_lists_the_checks_it_runs() -> None:
+    """GPUs, disk and ports are checked by the stage that needs them, each check defined once."""
+    _, rows = doctor_json()
+    by_stage = {(r["stage"], r["check"]) for r in rows}
+    for stage, name in (
+        ("download", "cache folder"),
+        ("download", "disk"),
+        ("train", "base model"),
+        ("train", "gpus: TRAIN_GPUS=0"),
+        ("train", "disk: TRAIN_MIN_FREE_MB"),
+        ("merge", "base model"),
+        ("merge", "adapter"),
+        ("merge", "disk: MERGED_MODEL_PATH"),
+        ("serve", "gpus: TENSOR_PARALLEL_SIZE=1"),
+        ("serve", "port: VLLM_PORT=8000"),
+        ("serve", "serve launcher"),
+    ):
+        assert any(st == stage and check.startswith(name) for st, check in by_stage), (stage, name)
 
 
 def test_missing_venvs_fail_with_make_setup(tmp_path: Path) -> None:
@@ -118,14 +130,14 @@ def _fake_nvidia_smi(tmp_path: Path, n: int) -> str:
 
 def test_gpu_count_against_tensor_parallel(tmp_path: Path) -> None:
     path = _fake_nvidia_smi(tmp_path, 2)
-    code, rows = doctor_json("--stage", "host", PATH=path, ALLOW_CPU="false", TENSOR_PARALLEL_SIZE="4")
+    code, rows = doctor_json("--stage", "serve", PATH=path, ALLOW_CPU="false", TENSOR_PARALLEL_SIZE="4")
     tp = rows_named(rows, "gpus: TENSOR_PARALLEL_SIZE=4")[0]
     assert code == 1 and tp["status"] == "FAIL"
-    assert "2 visible (nvidia-smi -L lists 2), 4 needed" in tp["detail"]
+    assert "needs 4 GPU(s) but 2 visible (nvidia-smi -L lists 2)" in tp["detail"]
     assert "set ALLOW_CPU=true" in tp["fix"]
     _, rows = doctor_json(
         "--stage",
-        "host",
+        "serve",
         PATH=path,
         ALLOW_CPU="false",
         TENSOR_PARALLEL_SIZE="2",
@@ -133,7 +145,7 @@ def test_gpu_count_against_tensor_parallel(tmp_path: Path) -> None:
     )
     tp = rows_named(rows, "gpus: TENSOR_PARALLEL_SIZE=2")[0]
     assert tp["status"] == "FAIL" and "CUDA_VISIBLE_DEVICES='1' keeps 1" in tp["detail"]
-    _, rows = doctor_json("--stage", "host", PATH=path, ALLOW_CPU="true", TENSOR_PARALLEL_SIZE="4")
+    _, rows = doctor_json("--stage", "serve", PATH=path, ALLOW_CPU="true", TENSOR_PARALLEL_SIZE="4")
     assert rows_named(rows, "gpus: TENSOR_PARALLEL_SIZE=4")[0]["status"] == "PASS"
 
 
@@ -142,10 +154,13 @@ def test_port_in_use_names_the_key() -> None:
         s.bind(("127.0.0.1", 0))
         s.listen()
         port = s.getsockname()[1]
-        _, rows = doctor_json("--stage", "host", VLLM_PORT=str(port))
+        _, rows = doctor_json("--stage", "serve", VLLM_PORT=str(port))
+        _, host_rows = doctor_json("--stage", "host", GATEWAY_HTTPS_PORT=str(port))
     row = rows_named(rows, f"port: VLLM_PORT={port}")[0]
-    assert row["status"] == "WARN" and f"127.0.0.1:{port} is in use" in row["detail"]
+    assert row["status"] == "FAIL" and f"port {port} on 127.0.0.1 is already in use" in row["detail"]
     assert "set another VLLM_PORT in .env" in row["fix"]
+    row = rows_named(host_rows, f"port: GATEWAY_HTTPS_PORT={port}")[0]
+    assert row["status"] == "WARN" and f"127.0.0.1:{port} is in use" in row["detail"]
 
 
 def test_bad_and_world_readable_env_file_fails(tmp_path: Path) -> None:

@@ -1,4 +1,4 @@
-"""`ftk download` and scripts/download.sh: a local folder, ModelScope's real offline path against a pre-seeded
+"""`ftk run download` and scripts/download.sh: a local folder, ModelScope's real offline path against a pre-seeded
 cache (its layouts), verification failures, and a fast, explicit failure when the hub cannot be reached."""
 
 from __future__ import annotations
@@ -63,7 +63,7 @@ def base_model_path(env: dict[str, str]) -> str:
 
 def test_local_folder_is_only_verified(tmp_path: Path) -> None:
     model = make_tiny_model(tmp_path / "my-model")
-    result = run_ftk("download", env=env_for(tmp_path, MODEL_ID=str(model)))
+    result = run_ftk("run", "download", env=env_for(tmp_path, MODEL_ID=str(model)))
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == str(model)
     assert "nothing to download" in result.stderr
@@ -71,14 +71,14 @@ def test_local_folder_is_only_verified(tmp_path: Path) -> None:
 
 
 def test_local_folder_missing_names_model_id(tmp_path: Path) -> None:
-    result = run_ftk("download", "--model-id", str(tmp_path / "nope"), env=env_for(tmp_path))
+    result = run_ftk("run", "download", "--model-id", str(tmp_path / "nope"), env=env_for(tmp_path))
     assert result.returncode == 1
     assert f"MODEL_ID='{tmp_path / 'nope'}': folder {tmp_path / 'nope'} does not exist" in result.stderr
 
 
 @pytest.mark.parametrize("model_id", ["Not A Model", "a/b/c", "../x"])
 def test_bad_model_id_is_a_usage_error(tmp_path: Path, model_id: str) -> None:
-    result = run_ftk("download", "--model-id", model_id, env=env_for(tmp_path))
+    result = run_ftk("run", "download", "--model-id", model_id, env=env_for(tmp_path))
     assert result.returncode in (1, 2), result.stderr
     if model_id == "../x":  # spelled like a path: a folder that does not exist
         assert "does not exist" in result.stderr
@@ -90,7 +90,7 @@ def test_bad_model_id_is_a_usage_error(tmp_path: Path, model_id: str) -> None:
 def test_seeded_cache_resolves_through_modelscope_offline(tmp_path: Path) -> None:
     seeded = make_tiny_model(tmp_path / "cache" / "models" / "TestOrg" / "tiny-chat")
     env = env_for(tmp_path, MODEL_ID="TestOrg/tiny-chat")
-    result = run_ftk("download", "--offline", env=env)
+    result = run_ftk("run", "download", "--offline", env=env)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == str(seeded)
     assert base_model_path(env) == str(seeded)  # the path train and serve read is the one verified
@@ -98,7 +98,7 @@ def test_seeded_cache_resolves_through_modelscope_offline(tmp_path: Path) -> Non
 
 def test_unreachable_hub_falls_back_to_the_seeded_cache(tmp_path: Path) -> None:
     seeded = make_tiny_model(tmp_path / "cache" / "models" / "TestOrg" / "tiny-chat")
-    result = run_ftk("download", "--model-id", "TestOrg/tiny-chat", env=env_for(tmp_path))
+    result = run_ftk("run", "download", "--model-id", "TestOrg/tiny-chat", env=env_for(tmp_path))
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == str(seeded)
     assert "unreachable" in result.stderr and "using the cache only" in result.stderr
@@ -115,7 +115,7 @@ def test_modelscope_own_cache_layouts_are_found(tmp_path: Path, layout: str) -> 
     )
     make_tiny_model(folder)
     env = env_for(tmp_path, MODEL_ID="TestOrg/tiny.v2")
-    result = run_ftk("download", "--offline", env=env)
+    result = run_ftk("run", "download", "--offline", env=env)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == str(folder)
     assert base_model_path(env) == str(folder)
@@ -124,6 +124,7 @@ def test_modelscope_own_cache_layouts_are_found(tmp_path: Path, layout: str) -> 
 def test_seeded_model_without_tokenizer_fails_verification(tmp_path: Path) -> None:
     make_tiny_model(tmp_path / "cache" / "models" / "TestOrg" / "tiny-chat", tokenizer=False)
     result = run_ftk(
+        "run",
         "download",
         "--offline",
         "--model-id",
@@ -138,7 +139,7 @@ def test_seeded_model_without_tokenizer_fails_verification(tmp_path: Path) -> No
 
 def test_offline_without_cache_fails_fast_with_what_to_do(tmp_path: Path) -> None:
     start = time.monotonic()
-    result = run_ftk("download", "--model-id", "TestOrg/absent", env=env_for(tmp_path), timeout=60)
+    result = run_ftk("run", "download", "--model-id", "TestOrg/absent", env=env_for(tmp_path), timeout=60)
     elapsed = time.monotonic() - start
     assert result.returncode == 1
     assert elapsed < 20, f"took {elapsed:.1f} s: ModelScope retried instead of failing fast"
@@ -178,7 +179,7 @@ def test_script_runs_checks_then_verifies_a_seeded_cache(tmp_path: Path) -> None
     result = _script("--model-id", "TestOrg/tiny-chat", env=env_for(tmp_path))
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().splitlines()[-1] == str(seeded)
-    assert "[step] download: preflight" in result.stderr
+    assert "download preflight (ftk doctor --stage download)" in result.stderr
 
 
 def test_script_bad_model_id_and_bad_flag(tmp_path: Path) -> None:
@@ -186,12 +187,13 @@ def test_script_bad_model_id_and_bad_flag(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert "MODEL_ID='no such model' is neither an existing folder nor a ModelScope id" in result.stderr
     result = _script("--bogus", env=env_for(tmp_path))
-    assert result.returncode == 2 and "unknown argument '--bogus'" in result.stderr
+    assert result.returncode == 2 and "No such option: --bogus" in result.stderr
 
 
 def test_script_unwritable_cache_names_the_folder(tmp_path: Path) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("x")
-    result = _script(env=env_for(tmp_path, MODELSCOPE_CACHE=str(blocker / "cache")))
+    hub_id = {"MODEL_ID": "TestOrg/tiny-chat"}  # a local MODEL_ID never touches the cache
+    result = _script(env=env_for(tmp_path, MODELSCOPE_CACHE=str(blocker / "cache"), **hub_id))
     assert result.returncode == 1
     assert f"cannot create {blocker / 'cache'}" in result.stderr

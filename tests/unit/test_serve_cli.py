@@ -1,4 +1,5 @@
-"""`ftk serve key|command|wait` and `ftk lora` without a server: clear one-line errors, no secret printed."""
+"""`ftk serve key|wait`, `ftk run serve --dry-run` and `ftk lora` without a server: clear one-line errors, no secret
+printed."""
 
 from __future__ import annotations
 
@@ -24,29 +25,38 @@ def test_key_file_is_created_0600_once_and_never_printed(tmp_path: Path) -> None
     assert run_ftk("serve", "key", str(key)).returncode == 0 and key.read_text().strip() == secret
 
 
-def test_command_prints_the_launcher_line(tmp_path: Path) -> None:
+def _serve_env(tmp_path: Path, model: Path, **extra: str) -> dict[str, str]:
+    return clean_env(
+        SERVE_MODEL_PATH=str(model),
+        VLLM_PORT=str(closed_port()),
+        VLLM_API_KEY_FILE=str(tmp_path / "key"),
+        RUNS_DIR=str(tmp_path / "runs"),
+        PATH="/usr/bin:/bin",
+        **extra,
+    )
+
+
+def test_dry_run_prints_the_launcher_line(tmp_path: Path) -> None:
     model = make_model(tmp_path / "m", max_positions=4096)
     adapter = make_adapter(tmp_path / "a", model, r=16)
-    env = clean_env(
-        SERVE_MODEL_PATH=str(model),
-        LORA_MODULES=f"ident={adapter}",
-        PATH="/usr/bin:/bin",
-    )
-    r = run_ftk("serve", "command", env=env)
+    env = _serve_env(tmp_path, model, LORA_MODULES=f"ident={adapter}")
+    r = run_ftk("run", "serve", "--dry-run", env=env)
     assert r.returncode == 0, r.stderr
-    line = " ".join(r.stdout.split())
+    line = " ".join(r.stderr.split())
     assert "vllm_launcher.py serve" in line and "--max-lora-rank 16" in line and "--kv-cache-memory-bytes" in line
-    bad = run_ftk("serve", "command", env={**env, "MAX_LORA_RANK": "8"})
-    assert bad.returncode == 1 and "r=16" in bad.stderr and "vllm_launcher" not in bad.stdout
+    assert (tmp_path / "key").read_text().strip() not in r.stdout + r.stderr
+    bad = run_ftk("run", "serve", "--dry-run", env={**env, "MAX_LORA_RANK": "8"})
+    assert bad.returncode == 1 and "r=16" in bad.stderr and "vllm_launcher.py serve" not in bad.stdout + bad.stderr
 
 
-def test_preflight_exit_codes(tmp_path: Path) -> None:
+def test_serve_checks_exit_codes(tmp_path: Path) -> None:
     model = make_model(tmp_path / "m")
-    ok = run_ftk("serve", "preflight", env=clean_env(SERVE_MODEL_PATH=str(model)))
-    assert ok.returncode == 0 and "preflight ok" in ok.stderr
+    ok = run_ftk("run", "serve", "--dry-run", env=_serve_env(tmp_path, model))
+    assert ok.returncode == 0 and "serve preflight (ftk doctor --stage serve)" in ok.stderr, ok.stderr
     (model / "tokenizer.json").unlink()
-    bad = run_ftk("serve", "preflight", env=clean_env(SERVE_MODEL_PATH=str(model)))
-    assert bad.returncode == 1 and "has no tokenizer" in bad.stderr
+    bad = run_ftk("run", "serve", "--dry-run", env=_serve_env(tmp_path, model))
+    assert bad.returncode == 1 and "tokenizer: no tokenizer file" in bad.stderr
+    assert "nothing was started" in bad.stderr
 
 
 def test_lora_and_wait_without_a_server() -> None:

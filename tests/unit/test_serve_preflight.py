@@ -39,15 +39,16 @@ def test_complete_model_and_matching_adapter_pass(tmp_path: Path, model: Path) -
 @pytest.mark.parametrize(
     ("kwargs", "needle"),
     [
-        ({"config": False}, "has no config.json (SERVE_MODEL_PATH)"),
-        ({"tokenizer": False}, "has no tokenizer"),
-        ({"template": False}, "has no chat template"),
+        ({"config": False}, "config: no config.json"),
+        ({"tokenizer": False}, "tokenizer: no tokenizer file"),
+        ({"template": False}, "chat template: none in tokenizer_config.json"),
     ],
 )
 def test_incomplete_model_folder_is_refused(tmp_path: Path, kwargs: dict, needle: str) -> None:
     folder = make_model(tmp_path / "m", **kwargs)
     report = preflight.run(settings(folder))
-    assert len(report.problems) == 1 and needle in report.problems[0] and str(folder) in report.problems[0]
+    (problem,) = report.problems
+    assert needle in problem and str(folder) in problem and "(SERVE_MODEL_PATH)" in problem
 
 
 def test_missing_model_folder_names_the_setting(tmp_path: Path) -> None:
@@ -135,6 +136,7 @@ def test_vl_model_without_mm_limits_warns(tmp_path: Path, model: Path) -> None:
     cfg = json.loads((model / "config.json").read_text())
     cfg["vision_config"] = {"depth": 2, "hidden_size": 64}
     (model / "config.json").write_text(json.dumps(cfg))
+    (model / "preprocessor_config.json").write_text("{}")  # a vision-language folder is incomplete without it
     report = preflight.run(settings(model))
     assert report.problems == [] and any("LIMIT_MM_PER_PROMPT" in w for w in report.warnings)
     bad = preflight.run(settings(model, limit_mm_per_prompt="image=1")).problems

@@ -1,7 +1,8 @@
 """The train preflight refuses each bad input with a message naming the file or key, and writes nothing.
 
-`ftk train preflight` (model, data sets, template, run folder) and the shell checks of scripts/train.sh
-(GPUs, disk). Nothing here trains: failures stop before LLaMA-Factory starts.
+`ftk run train --preflight-only` (the train stage's doctor checks: model folder, GPUs, disk; then data sets,
+template, run folder) and scripts/train.sh, which execs it. Nothing here trains: failures stop before
+LLaMA-Factory starts.
 """
 
 from __future__ import annotations
@@ -48,16 +49,17 @@ def _env(tmp_path: Path, data_dir: Path, **extra: str) -> dict[str, str]:
 
 
 def _preflight(tmp_path: Path, data_dir: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    return run_ftk("train", "preflight", *args, env=_env(tmp_path, data_dir, **env))
+    return run_ftk("run", "train", "--preflight-only", *args, env=_env(tmp_path, data_dir, **env))
 
 
 def _fake_model(root: Path, config: dict, weights: bool = True, tokenizer: bool = True) -> Path:
     root.mkdir(parents=True)
     (root / "config.json").write_text(json.dumps(config))
-    if weights:
-        (root / "model.safetensors").write_bytes(b"\0" * 16)
+    if weights:  # an empty but whole safetensors file: an 8-byte header length, then the header `{}`
+        (root / "model.safetensors").write_bytes((2).to_bytes(8, "little") + b"{}")
     if tokenizer:
-        shutil.copy(MODEL / "tokenizer.json", root / "tokenizer.json")
+        for name in ("tokenizer.json", "tokenizer_config.json"):  # the second holds the chat template
+            shutil.copy(MODEL / name, root / name)
     return root
 
 
@@ -81,17 +83,17 @@ def test_missing_model_folder(tmp_path: Path, data_dir: Path) -> None:
 def test_incomplete_model_folder(tmp_path: Path, data_dir: Path) -> None:
     model = _fake_model(tmp_path / "m", {"architectures": ["LlamaForCausalLM"]}, weights=False)
     r = _preflight(tmp_path, data_dir, MODEL_ID=str(model))
-    assert r.returncode == 1 and f"{model} has no weights" in r.stderr
+    assert r.returncode == 1 and f"model folder {model}: weights: no weights" in r.stderr
     (model / "config.json").unlink()
     r = _preflight(tmp_path, data_dir, MODEL_ID=str(model))
-    assert r.returncode == 1 and f"{model}/config.json is missing" in r.stderr
+    assert r.returncode == 1 and f"model folder {model}: config: no config.json" in r.stderr
 
 
 def test_missing_weight_shard(tmp_path: Path, data_dir: Path) -> None:
     model = _fake_model(tmp_path / "m", {"architectures": ["LlamaForCausalLM"]})
     (model / "model.safetensors.index.json").write_text(json.dumps({"weight_map": {"a": "model-00002.safetensors"}}))
     r = _preflight(tmp_path, data_dir, MODEL_ID=str(model))
-    assert r.returncode == 1 and "lists weight shards that are missing: model-00002.safetensors" in r.stderr
+    assert r.returncode == 1 and "lists 1 shards, missing: model-00002.safetensors" in r.stderr
 
 
 def test_unregistered_data_set(tmp_path: Path, data_dir: Path) -> None:
@@ -129,6 +131,7 @@ def test_text_template_on_a_vision_model(tmp_path: Path, data_dir: Path) -> None
             "vision_config": {"patch_size": 16},
         },
     )
+    (model / "preprocessor_config.json").write_text('{"patch_size": 16}')
     r = _preflight(tmp_path, data_dir, MODEL_ID=str(model))
     assert r.returncode == 1
     assert "template 'smollm2' is text-only but" in r.stderr and "vision-language model" in r.stderr

@@ -12,10 +12,10 @@ lib_setup() {
 	unset CUDA_VISIBLE_DEVICES ALLOW_CPU FTK_ENV_FILE FTK_VENVS
 }
 
-# lib 'SHELL CODE': run code after sourcing scripts/lib/checks.sh (which sources common.sh), capturing
+# lib 'SHELL CODE': run code after sourcing scripts/lib/common.sh, capturing
 # status and output (stderr included) the bats way.
 lib() {
-	run bash -c "source \"\$FTK_REPO/scripts/lib/checks.sh\"; $1"
+	run bash -c "source \"\$FTK_REPO/scripts/lib/common.sh\"; $1"
 }
 
 # one_line: the output is exactly one line (each failing check prints one line naming the value and the fix).

@@ -9,6 +9,7 @@ import typer
 
 from ftk import paths
 from ftk.console import EXIT_INVALID, EXIT_USAGE, console, fail
+from ftk.doctor import resources
 from ftk.gpucheck.random_text import SIZES
 from ftk.gpucheck.report import Report, render
 from ftk.gpucheck.runner import PHASES, Options, Runner
@@ -52,6 +53,9 @@ def run(
     if size not in SIZES:
         fail(f"--size {size!r}: use one of {', '.join(SIZES)}", EXIT_USAGE)
     phases, levels = parse_phases(phase), parse_levels(concurrency)
+    gpu = resources.gpus("GPUS", 1, False, "gpu-check")
+    if gpu.status == "FAIL":
+        fail(f"{gpu.detail}; run it on a GPU host (check nvidia-smi -L and CUDA_VISIBLE_DEVICES)")
     folder = paths.resolve(work)
     target = paths.resolve(report) if report else folder / "report.json"
     if fresh and target.is_file():

@@ -1,4 +1,5 @@
-"""`ftk merge check-base|finish|verify`: the Python side of scripts/merge.sh."""
+"""`ftk merge check-base|verify`: is an adapter trained on this base, and does a merged model reproduce base +
+adapter (run in the train venv; `ftk run merge` is the stage and calls verify)."""
 
 from __future__ import annotations
 
@@ -23,23 +24,6 @@ def check_base(
     for note in base_check.check(adapter.resolve(), base.resolve()):
         info(note)
     console.print(f"[green]ok[/] {adapter} belongs to {base}")
-
-
-@merge_app.command("finish")
-def finish(
-    export: Path = typer.Argument(..., help="the folder `llamafactory-cli export` wrote"),
-    base: Path = typer.Option(..., "--base", help="the base model folder (source of missing files)"),
-) -> None:
-    """Make an export servable: copy processor, chat template and generation files; fix configs for 4.x."""
-    from ftk.merge import finish as finishing
-
-    try:
-        actions = finishing.make_servable(export, base)
-    except FileNotFoundError as err:
-        raise UserError(str(err)) from None
-    for action in actions:
-        info(action)
-    console.print(f"[green]ok[/] {export} is servable ({len(actions)} fixes)")
 
 
 def _comparison_table(title: str, left: str, results: list) -> Table:

@@ -1,67 +1,20 @@
-"""`ftk serve preflight|command|wait|key`: the Python half of scripts/serve.sh, and the demo's wait."""
+"""`ftk serve key|wait`: the shared vLLM key file, and waiting until a server answers (`ftk run serve` is the stage)."""
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import typer
 
-from ftk.console import EXIT_INVALID, console, err_console, fail, info, print_error, warn
+from ftk.console import console, err_console, fail, info
 from ftk.secret_file import ensure_secret
 from ftk.serve import command as serve_command
-from ftk.serve import preflight
 from ftk.serve.client import VllmClient
 from ftk.settings import get_settings, split_list
 
 serve_app = typer.Typer(
-    help="Serve stage helpers: preflight, the vLLM command line, waiting until healthy.", no_args_is_help=True
+    help="Serve helpers: the vLLM key file, waiting until healthy (`ftk run serve` is the stage).", no_args_is_help=True
 )
-
-
-def _report() -> preflight.Report:
-    report = preflight.run(get_settings())
-    for line in report.warnings:
-        warn(line)
-    for line in report.problems:
-        print_error(line)
-    return report
-
-
-@serve_app.command("preflight")
-def preflight_cmd() -> None:
-    """Check the model folder, MAX_MODEL_LEN and every adapter (rank, base, target modules, names)."""
-    report = _report()
-    if not report.ok:
-        raise typer.Exit(EXIT_INVALID)
-    s = get_settings()
-    info(
-        f"preflight ok: model {s.resolved_serve_model_path}, {len(report.adapters)} adapter(s), "
-        f"max LoRA rank {report.max_lora_rank if report.adapters or s.allow_runtime_lora else '-'}"
-    )
-
-
-@serve_app.command("command")
-def command_cmd(
-    print0: bool = typer.Option(False, "--print0", help="NUL-separated argv on stdout (for scripts/serve.sh)."),
-    write_state: bool = typer.Option(False, "--write-state", help="Write runs/serve/state-<port>.json."),
-    check: bool = typer.Option(True, "--check/--no-check", help="Run the preflight first."),
-) -> None:
-    """Print the vLLM command line built from settings (never the API key)."""
-    s = get_settings()
-    report = _report() if check else preflight.run(s)
-    if check and not report.ok:
-        raise typer.Exit(EXIT_INVALID)
-    try:
-        cmd = serve_command.build(s, report)
-    except FileNotFoundError as err:
-        fail(str(err))
-    if write_state:
-        serve_command.write_state(s, cmd)
-    if print0:
-        sys.stdout.write("\0".join(cmd.full()) + "\0")
-    else:
-        console.print(cmd.display(), soft_wrap=True, markup=False)
 
 
 @serve_app.command("key")

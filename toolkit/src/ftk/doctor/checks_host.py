@@ -1,11 +1,11 @@
-"""Host checks: Python, the project's venvs, Debian tools, GPUs, disk, ports and the `.env` file."""
+"""Host checks: Python, the project's venvs, Debian tools, the gateway's and Prometheus's ports, the `.env` file.
+
+GPUs, disk and the vLLM port are checked by the stage that needs them (checks_train, checks_serve, ...)."""
 
 from __future__ import annotations
 
 import os
 import shutil
-import socket
-import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,6 +13,7 @@ from pathlib import Path
 from ftk import paths
 from ftk.doctor.registry import Result, check, failed, passed, warned
 from ftk.env_file import check_file
+from ftk.host import port_in_use
 from ftk.settings import Settings
 
 MIN_PYTHON = (3, 10)
@@ -93,109 +94,29 @@ def debian_tools(_s: Settings) -> Iterator[Result]:
             )
 
 
-def visible_gpus() -> tuple[int, str]:
-    """GPUs this process may use: `nvidia-smi -L`, narrowed by CUDA_VISIBLE_DEVICES (as in checks.sh)."""
-    total, how = 0, "no nvidia-smi"
-    if shutil.which("nvidia-smi"):
-        try:
-            out = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=20).stdout
-            total = sum(1 for line in out.splitlines() if line.startswith("GPU "))
-            how = f"nvidia-smi -L lists {total}"
-        except (OSError, subprocess.SubprocessError) as err:
-            how = f"nvidia-smi failed: {err}"
-    cvd = os.environ.get("CUDA_VISIBLE_DEVICES")
-    if cvd is not None:
-        ids = [x for x in cvd.replace(" ", "").split(",") if x]
-        if not ids or ids in (["-1"], ["none"]):
-            return 0, f"{how}, CUDA_VISIBLE_DEVICES={cvd!r} hides all"
-        if len(ids) < total:
-            return len(ids), f"{how}, CUDA_VISIBLE_DEVICES={cvd!r} keeps {len(ids)}"
-    return total, how
-
-
-@check("gpus", order=40)
-def gpus(s: Settings) -> Iterator[Result]:
-    have, how = visible_gpus()
-    for key, need in (("TRAIN_GPUS", s.train_gpus), ("TENSOR_PARALLEL_SIZE", s.tensor_parallel_size)):
-        item = f"{key}={need}"
-        if key == "TRAIN_GPUS" and need == 0:
-            yield passed(f"training runs on CPU ({how})", item)
-        elif have >= need:
-            yield passed(f"{have} visible ({how})", item)
-        elif s.allow_cpu:
-            yield passed(
-                f"{have} visible ({how}), {need} wanted; ALLOW_CPU=true: runs on CPU (set ALLOW_CPU=false "
-                "on a GPU host to make this a failure)",
-                item,
-            )
-        else:
-            yield failed(
-                f"{have} visible ({how}), {need} needed",
-                f"lower {key}, fix CUDA_VISIBLE_DEVICES, or set ALLOW_CPU=true on a CPU host",
-                item,
-            )
-
-
-def free_mib(path: Path) -> int:
-    probe = path
-    while not probe.exists() and probe != probe.parent:
-        probe = probe.parent
-    return shutil.disk_usage(probe).free // 2**20
-
-
-@check("disk", order=50)
-def disk(s: Settings) -> Iterator[Result]:
-    # (key, folder, MiB below which it fails, MiB below which it warns)
-    need = max(s.download_min_free_mb, 1024)
-    for key, folder, fail_below, warn_below in (
-        ("MODELS_DIR", s.path("models_dir"), 1024, need),
-        ("MODELSCOPE_CACHE", s.path("modelscope_cache"), 0, s.download_min_free_mb),
-        ("RUNS_DIR", s.path("runs_dir"), 512, 2048),
-    ):
-        free = free_mib(folder)
-        text = f"{free} MiB free for {folder}"
-        fix = f"free space on that disk or point {key} to a larger one"
-        if free < fail_below:
-            yield failed(text + f" (< {fail_below} MiB)", fix, key)
-        elif free < warn_below:
-            yield warned(text + f" (< {warn_below} MiB recommended)", fix, key)
-        else:
-            yield passed(text, key)
-
-
-def port_in_use(host: str, port: int) -> bool:
-    probe = "127.0.0.1" if host in ("0.0.0.0", "", "*") else ("::1" if host == "::" else host)
-    try:
-        with socket.create_connection((probe, port), timeout=0.5):
-            return True
-    except OSError:
-        return False
-
-
 @check("port", order=60)
 def ports(s: Settings) -> Iterator[Result]:
-    for key, host, port in (
-        ("VLLM_PORT", s.vllm_host, s.vllm_port),
+    for key, bind, port in (
         ("GATEWAY_HTTPS_PORT", s.gateway_bind, s.gateway_https_port),
         ("GATEWAY_HTTP_PORT", s.gateway_bind, s.gateway_http_port),
         ("GATEWAY_INTERNAL_PORT", "127.0.0.1", s.gateway_internal_port),
         ("PROMETHEUS_PORT", s.prometheus_bind, s.prometheus_port),
     ):
         item = f"{key}={port}"
-        if port_in_use(host, port):
+        if port_in_use(bind, port):
             yield warned(
-                f"{host}:{port} is in use (fine if the ftk stack is already running)",
+                f"{bind}:{port} is in use (fine if the ftk stack is already running)",
                 f"stop what listens there (ss -ltnp 'sport = :{port}') or set another {key} in .env",
                 item,
             )
         elif port < 1024 and os.geteuid() != 0:
             yield warned(
-                f"{host}:{port} is free but below 1024 and this user is not root",
+                f"{bind}:{port} is free but below 1024 and this user is not root",
                 f"use a port >= 1024 for {key}, or grant CAP_NET_BIND_SERVICE",
                 item,
             )
         else:
-            yield passed(f"{host}:{port} free", item)
+            yield passed(f"{bind}:{port} free", item)
 
 
 @check(".env", order=70)

@@ -1,4 +1,4 @@
-"""`ftk download`: resolve MODEL_ID to a model folder (local, cached or from ModelScope), verify it.
+"""`ftk run download`: resolve MODEL_ID to a model folder (local, cached or from ModelScope), verify it.
 
 Order: a local folder is only verified. A hub id is fetched into `<MODELSCOPE_CACHE>/models/<Org>/<Name>` (the
 path settings.base_model_path gives to train and serve) after a quick reachability probe, so an offline host

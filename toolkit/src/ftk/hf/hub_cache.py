@@ -1,6 +1,6 @@
 """Where a ModelScope model lives in MODELSCOPE_CACHE. Light (no modelscope import): settings use it.
 
-`ftk download` writes to `<cache>/models/<Org>/<Name>` (given to ModelScope as `local_dir`), the layout a
+`ftk run download` writes to `<cache>/models/<Org>/<Name>` (given to ModelScope as `local_dir`), the layout a
 user pre-seeds by hand. Folders that ModelScope's own tools made are found too: the pre-1.38 layout
 (dots in the name spelled `___`) and the 1.38+ snapshot layout (`<Org>--<Name>/snapshots/<revision>`).
 """
@@ -18,7 +18,7 @@ def is_hub_id(model_id: str) -> bool:
 
 
 def cache_candidates(cache: Path, model_id: str, revision: str) -> list[Path]:
-    """Folders of `model_id` in the cache, the one `ftk download` writes first."""
+    """Folders of `model_id` in the cache, the one `ftk run download` writes first."""
     owner, name = model_id.split("/", 1)
     models = cache / "models"
     return [
@@ -29,9 +29,9 @@ def cache_candidates(cache: Path, model_id: str, revision: str) -> list[Path]:
 
 
 def cached_model_dir(cache: Path, model_id: str, revision: str) -> Path:
-    """The first candidate holding a config.json, else the folder `ftk download` will write."""
+    """The first candidate holding a config.json, else the folder `ftk run download` will write."""
     if not is_hub_id(model_id):
-        return cache / "models" / model_id  # not a valid id: `ftk download` says so, naming MODEL_ID
+        return cache / "models" / model_id  # not a valid id: `ftk run download` says so, naming MODEL_ID
     candidates = cache_candidates(cache, model_id, revision)
     for folder in candidates:
         if (folder / "config.json").is_file():

@@ -1,6 +1,6 @@
 """The vLLM command line from settings, and the state file `ftk lora` reads while the server runs.
 
-The API key never appears here: scripts/serve.sh exports it as VLLM_API_KEY (read by vLLM itself), so it is in
+The API key never appears here: the serve stage puts it in vLLM's environment as VLLM_API_KEY, so it is in
 neither the printed command nor `ps` output.
 """
 
@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ftk import paths
+from ftk import host, paths
 from ftk.files import write_atomic
 from ftk.serve import preflight
 from ftk.settings import Settings
@@ -75,7 +75,7 @@ class ServeCommand:
 def build(settings: Settings, report: preflight.Report, gpus: int | None = None) -> ServeCommand:
     model = report.model
     model_path = settings.resolved_serve_model_path
-    gpus = preflight.visible_gpus() if gpus is None else gpus
+    gpus = host.visible_gpus()[0] if gpus is None else gpus
     cpu = gpus == 0
     args = [
         "serve",

@@ -1,18 +1,16 @@
 """Every check on the model and adapters before vLLM starts: one line per problem, naming value and fix.
 
-The host checks (visible GPUs >= TENSOR_PARALLEL_SIZE, port free) run in scripts/serve.sh from the shared
-shell library; ``visible_gpus`` here decides CPU or GPU flags for the command line.
+The host checks (visible GPUs >= TENSOR_PARALLEL_SIZE, port free) are the serve stage's doctor checks
+(ftk.doctor.checks_serve); `ftk run serve` runs them all before vLLM starts.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ftk.hf.folder import problems as folder_problems
 from ftk.hf.modelinfo import ModelInfo
 from ftk.serve.adapters import Adapter, check_adapter, check_names, parse_lora_modules, vllm_rank
 from ftk.settings import Settings
@@ -31,54 +29,14 @@ class Report:
         return not self.problems
 
 
-def visible_gpus() -> int:
-    """GPUs this process may use: `nvidia-smi -L`, narrowed by CUDA_VISIBLE_DEVICES (as check_gpus does)."""
-    total = 0
-    smi = shutil.which("nvidia-smi")
-    if smi:
-        try:
-            out = subprocess.run([smi, "-L"], capture_output=True, text=True, timeout=20).stdout
-            total = sum(1 for line in out.splitlines() if line.startswith("GPU "))
-        except (OSError, subprocess.SubprocessError):
-            total = 0
-    ids = os.environ.get("CUDA_VISIBLE_DEVICES")
-    if ids is not None:
-        ids = ids.replace(" ", "")
-        if ids in ("", "-1", "none"):
-            return 0
-        total = min(total, len([x for x in ids.split(",") if x]))
-    return total
-
-
 def check_model_folder(path: Path, setting: str = "SERVE_MODEL_PATH") -> list[str]:
+    """The served folder is a complete model (the one folder check, ftk.hf.folder), each problem naming SETTING."""
     if not path.is_dir():
         return [
             f"model folder {path} does not exist ({setting}, or the merged/base model when empty); run the "
             "download or merge stage, or fix the path"
         ]
-    if not (path / "config.json").is_file():
-        return [
-            f"model folder {path} has no config.json ({setting}); it is not a complete Hugging Face model: "
-            "download or merge it again"
-        ]
-    model = ModelInfo(path)
-    problems = []
-    if not model.has_weights():
-        problems.append(
-            f"model folder {path} has no weights (*.safetensors or *.bin); the download or merge is "
-            "incomplete: run it again"
-        )
-    if not model.has_tokenizer():
-        problems.append(
-            f"model folder {path} has no tokenizer (tokenizer.json, tokenizer.model or vocab.json); copy "
-            "the tokenizer files from the base model"
-        )
-    if not model.has_chat_template():
-        problems.append(
-            f"model folder {path} has no chat template (chat_template.jinja or chat_template in "
-            "tokenizer_config.json); /v1/chat/completions would fail: copy it from the base model"
-        )
-    return problems
+    return [f"{problem} ({setting})" for problem in folder_problems(path)]
 
 
 def effective_max_rank(settings: Settings, adapters: list[Adapter]) -> int:

@@ -17,6 +17,7 @@ from typing import Any
 
 from ftk import paths
 from ftk.console import UserError
+from ftk.hf.folder import verify_model_dir
 from ftk.merge import base_check
 from ftk.recipes import lf_keys
 from ftk.recipes.render import Rendered
@@ -87,35 +88,12 @@ def model_is_multimodal(config: dict[str, Any]) -> bool:
 
 
 def check_model(model_dir: Path, source: str) -> dict[str, Any]:
-    """A complete Hugging Face model folder: config.json, every weight shard, a tokenizer."""
-    if not model_dir.is_dir():
-        raise UserError(
-            f"{source}: model folder {model_dir} does not exist; run the download stage "
-            "(scripts/download.sh) or fix MODEL_ID"
-        )
-    cfg_file = model_dir / "config.json"
-    if not cfg_file.is_file():
-        raise UserError(f"{cfg_file} is missing: {model_dir} is not a complete model; download it again")
-    try:
-        config = json.loads(cfg_file.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as err:
-        raise UserError(f"{cfg_file}: not valid JSON ({err}); download the model again") from None
-    for index in model_dir.glob("*.index.json"):
-        shards = set(json.loads(index.read_text(encoding="utf-8")).get("weight_map", {}).values())
-        missing = sorted(x for x in shards if not (model_dir / x).is_file())
-        if missing:
-            raise UserError(
-                f"{index} lists weight shards that are missing: {', '.join(missing[:3])}; "
-                "the download is incomplete, run it again"
-            )
-    if not any(model_dir.glob("*.safetensors")) and not any(model_dir.glob("*.bin")):
-        raise UserError(f"{model_dir} has no weights (*.safetensors or *.bin); the download is incomplete")
-    if not any((model_dir / t).is_file() for t in ("tokenizer.json", "tokenizer.model", "vocab.json")):
-        raise UserError(
-            f"{model_dir} has no tokenizer (tokenizer.json, tokenizer.model or vocab.json); "
-            "copy the tokenizer files from the original model"
-        )
-    return config
+    """The model folder the recipe trains, complete (the one folder check, ftk.download.verify), and its config."""
+    bad = [f for f in verify_model_dir(model_dir) if f.level == "fail"]
+    if bad:
+        problems = "; ".join(f"{f.what}: {f.detail}" for f in bad)
+        raise UserError(f"{source}: model folder {model_dir}: {problems}; {bad[0].fix}")
+    return json.loads((model_dir / "config.json").read_text(encoding="utf-8"))
 
 
 def check_template(r: Rendered, config: dict[str, Any], model_dir: Path) -> str:

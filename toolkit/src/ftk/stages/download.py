@@ -1,10 +1,10 @@
-"""`ftk download`: the download stage (ModelScope `snapshot_download` or a local folder), then checks."""
+"""The download stage: the cache checks, then the model from ModelScope (or a local folder), verified."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
-import typer
 from rich.progress import (
     BarColumn,
     DownloadColumn,
@@ -16,31 +16,17 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from ftk.console import EXIT_INVALID, console, err_console, info, warn
+from ftk.console import UserError, err_console, info, print_error, warn
 from ftk.download import stage
 from ftk.hf.folder import failures
-from ftk.settings import get_settings
+from ftk.settings import Settings
+from ftk.stages import checks
 
 _STYLE = {"ok": "[green]ok[/]", "warn": "[yellow]warn[/]", "fail": "[red]FAIL[/]"}
 
 
-def download(
-    model_id: str = typer.Option(
-        None, "--model-id", help="ModelScope id (Org/Name) or a local folder; default MODEL_ID"
-    ),
-    revision: str = typer.Option(None, "--revision", help="branch, tag or commit; default MODEL_REVISION"),
-    offline: bool = typer.Option(
-        False,
-        "--offline",
-        help="never touch the network: use the cache (ModelScope local_files_only) or the local folder",
-    ),
-) -> None:
-    """Fetch the base model from ModelScope into MODELSCOPE_CACHE (or take a local folder) and verify it:
-    config.json, weights, tokenizer, chat template, processor files. Prints the model path on stdout."""
-    settings = get_settings()
-    plan = stage.plan(settings, model_id, revision)
-    info(stage.describe(plan))
-    with Progress(
+def _progress() -> Progress:
+    return Progress(
         TextColumn("{task.description}"),
         BarColumn(),
         DownloadColumn(),
@@ -48,7 +34,11 @@ def download(
         TimeRemainingColumn(),
         console=err_console,
         disable=not err_console.is_terminal,
-    ) as progress:
+    )
+
+
+def fetch(s: Settings, plan: stage.Plan, offline: bool) -> stage.Outcome:
+    with _progress() as progress:
 
         def start(name: str, size: int) -> tuple[TaskID, int]:
             if not err_console.is_terminal:
@@ -61,7 +51,10 @@ def download(
         def end(task: Any) -> None:
             progress.update(task[0], completed=task[1])
 
-        outcome = stage.run(settings, plan, offline=offline, callbacks=(start, advance, end))
+        return stage.run(s, plan, offline=offline, callbacks=(start, advance, end))
+
+
+def report(outcome: stage.Outcome) -> None:
     for note in outcome.notes:
         warn(note)
     table = Table(title=f"{outcome.path} ({outcome.source})", title_justify="left")
@@ -70,15 +63,20 @@ def download(
     for f in outcome.findings:
         table.add_row(f.what, _STYLE[f.level], f.detail, f.fix)
     err_console.print(table)
+
+
+def run(s: Settings, model_id: str | None, revision: str | None, offline: bool) -> Path:
+    """The verified model folder; raises (after one line per problem) when it is incomplete."""
+    plan = stage.plan(s, model_id, revision)
+    info(stage.describe(plan))
+    checks.require(s.model_copy(update={"model_id": plan.model_id}), "download")
+    outcome = fetch(s, plan, offline)
+    report(outcome)
     bad = failures(outcome.findings)
+    for f in bad:
+        print_error(f"{outcome.path}: {f.what}: {f.detail}; {f.fix}")
     if bad:
-        for f in bad:
-            err_console.print(f"[bold red]error:[/] {outcome.path}: {f.what}: {f.detail}; {f.fix}", soft_wrap=True)
-        raise typer.Exit(EXIT_INVALID)
+        raise UserError(f"{outcome.path} is not a complete model ({len(bad)} problem(s) above)")
     if outcome.path.resolve() != plan.target.resolve():
         warn(f"the model is at {outcome.path}, train and serve read {plan.target}")
-    console.print(str(outcome.path), markup=False, soft_wrap=True)
-
-
-def register(app: typer.Typer) -> None:
-    app.command("download")(download)
+    return outcome.path
