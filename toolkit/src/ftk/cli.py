@@ -36,6 +36,7 @@ COMMANDS = (
     "merge",
     "model",
     "plan",
+    "run",
     "serve",
     "smoke",
     "tiny_vl",

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -13,6 +12,7 @@ from pathlib import Path
 from ftk import paths
 from ftk.doctor.registry import Result, check, failed, passed, warned
 from ftk.env_file import check_file
+from ftk.ports import port_in_use
 from ftk.settings import Settings
 
 MIN_PYTHON = (3, 10)
@@ -161,15 +161,6 @@ def disk(s: Settings) -> Iterator[Result]:
             yield warned(text + f" (< {warn_below} MiB recommended)", fix, key)
         else:
             yield passed(text, key)
-
-
-def port_in_use(host: str, port: int) -> bool:
-    probe = "127.0.0.1" if host in ("0.0.0.0", "", "*") else ("::1" if host == "::" else host)
-    try:
-        with socket.create_connection((probe, port), timeout=0.5):
-            return True
-    except OSError:
-        return False
 
 
 @check("port", order=60)
