@@ -1,7 +1,6 @@
 """Defaults live in settings.py alone: no script in scripts/ writes `${KEY:-default}` for a settings key (they
-read effective values from `ftk env export`). The gateway script still runs inside the official nginx image,
-which has no ftk, the demo sets its own ports, and scripts/lib/checks.sh is the bash check library that moves to
-the doctor registry: they are listed until that work is done."""
+read effective values from `ftk env export`). scripts/lib/checks.sh is the bash check library that moves to the
+doctor registry: it is listed until that work is done."""
 
 from __future__ import annotations
 
@@ -10,7 +9,7 @@ import re
 from conftest import HOME
 from ftk.settings import Settings
 
-PENDING = {"gateway.sh", "demo.sh", "checks.sh"}  # remove a file from here once its defaults come from `ftk env export`
+PENDING = {"checks.sh"}  # remove a file from here once its defaults come from `ftk env export`
 DEFAULT_RE = re.compile(r"\$\{([A-Z][A-Z0-9_]*):-")
 
 
