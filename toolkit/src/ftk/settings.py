@@ -56,7 +56,7 @@ def _whole_from(minimum: int) -> BeforeValidator:
 PositiveInt = Annotated[int, Field(ge=1)]
 NonNegInt = Annotated[int, Field(ge=0)]
 Port = Annotated[int, BeforeValidator(_port)]
-# Values the gateway writes into nginx's configuration: refused with a sentence, as scripts/gateway.sh did.
+# Values the gateway writes into nginx's configuration: refused with a sentence naming the key and the fix.
 WholeFrom1 = Annotated[int, _whole_from(1)]
 WholeFrom0 = Annotated[int, _whole_from(0)]
 

@@ -26,13 +26,11 @@ from ftk.settings import Settings
 # render: write and check (--render-only, --reload, compose's gateway-config); prepare: and the start checks
 # (scripts/gateway.sh --daemon then starts nginx); foreground: and become nginx.
 Mode = Literal["render", "prepare", "foreground"]
+NEXT = {"render": "", "prepare": ", then the start checks", "foreground": ", then nginx in the foreground"}
 
 WORKER_USERS = ("www-data", "nginx", "nobody")  # who nginx's workers run as when the master is root
 TEMP_DIRS = ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
 HEALTH = '{"status":"ok"}\n'
-
-
-NEXT = {"render": "", "prepare": ", then the start checks", "foreground": ", then nginx in the foreground"}
 
 
 def run(s: Settings, mode: Mode) -> None:
