@@ -31,41 +31,37 @@
 #   --down    stop every process the demo started (pid files in runs/demo/pids/), nothing else
 # Ports and names come from .env like every stage (VLLM_PORT, GATEWAY_*_PORT, PROMETHEUS_PORT, ASSISTANT_NAME).
 set -Eeuo pipefail
-# shellcheck source=scripts/lib/checks.sh
-source "$(dirname "${BASH_SOURCE[0]}")/lib/checks.sh"
+# shellcheck source=scripts/lib/common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 
 ADAPTER_NAME=identity
 ALIGNED_NAME=aligned
 declare -a TABLE=()
 
-# demo_env: the demo's settings, exported so every stage (and the smoke test) sees the same values.
+# demo_env: the demo's settings, exported so every stage (and the smoke test) sees the same values. What the demo
+# fixes is exported first, so `ftk env export` (the defaults, .env, the environment) derives the rest from it.
 demo_env() {
-	load_env
-	# RUN_ID=demo keeps everything of the demo in RUNS_DIR/demo (runs/demo by default)
-	DEMO_DIR="$(ftk_path "${RUNS_DIR:-runs}")/demo"
-	STAGES_DIR="$DEMO_DIR/stages" LOG_DIR="$DEMO_DIR/logs" PID_DIR="$DEMO_DIR/pids" SECRETS_DIR="$DEMO_DIR/secrets"
-	export RUN_ID=demo ALLOW_CPU=true DATASETS=identity
+	export RUN_ID=demo ALLOW_CPU=true DATASETS=identity SERVED_MODEL_NAME=base
 	export TRAIN_RECIPE="configs/train/text_lora_sft_cpu.yaml"
-	export MODEL_ID="${MODEL_ID:-models/SmolLM2-135M-Instruct}"
-	BASE_MODEL="$(ftk_path "$MODEL_ID")"
-	export SERVE_MODEL_PATH="$BASE_MODEL" SERVED_MODEL_NAME=base
-	ALIGN_DIR="$(ftk_path "${RUNS_DIR:-runs}")/demo-dpo"
+	export_settings
+	# RUN_ID=demo keeps everything of the demo in RUNS_DIR/demo (runs/demo by default)
+	DEMO_DIR="$RUN_DIR"
+	STAGES_DIR="$DEMO_DIR/stages" LOG_DIR="$DEMO_DIR/logs" PID_DIR="$DEMO_DIR/pids" SECRETS_DIR="$DEMO_DIR/secrets"
+	BASE_MODEL="$BASE_MODEL_PATH"
+	export SERVE_MODEL_PATH="$BASE_MODEL"
+	ALIGN_DIR="$(ftk_path "$RUNS_DIR")/demo-dpo"
 	export LORA_MODULES="$ADAPTER_NAME=$DEMO_DIR/adapter"
 	[[ "${DEMO_ALIGN:-true}" == true ]] && LORA_MODULES+=" $ALIGNED_NAME=$ALIGN_DIR/adapter"
-	export MERGED_MODEL_PATH="${MERGED_MODEL_PATH:-models/merged/demo}"
-	MERGED_DIR="$(ftk_path "$MERGED_MODEL_PATH")"
+	MERGED_DIR="$RESOLVED_MERGED_PATH" # MERGED_MODEL_PATH, else models/merged/demo
+	export MERGED_MODEL_PATH="$MERGED_DIR"
 	export API_KEYS_FILE="$SECRETS_DIR/api_keys" VLLM_API_KEY_FILE="$SECRETS_DIR/vllm_api_key"
 	export SMOKE_API_KEY_FILE="$SECRETS_DIR/client_key"
 	export GATEWAY_PREFIX="$DEMO_DIR/gateway" MONITOR_DIR="$DEMO_DIR/monitor"
-	export VLLM_HOST="${VLLM_HOST:-127.0.0.1}" VLLM_PORT="${VLLM_PORT:-8000}"
+	# the demo's own second vLLM (DEMO_MERGED_PORT is the demo's, not a setting)
 	export MERGED_PORT="${DEMO_MERGED_PORT:-$((VLLM_PORT + 1))}"
 	export VLLM_UPSTREAMS="127.0.0.1:$VLLM_PORT"
 	export PROMETHEUS_VLLM_TARGETS="127.0.0.1:$VLLM_PORT"
 	[[ "${DEMO_MERGED:-true}" == true ]] && PROMETHEUS_VLLM_TARGETS+=",127.0.0.1:$MERGED_PORT"
-	export GATEWAY_SERVER_NAME="${GATEWAY_SERVER_NAME:-localhost}" GATEWAY_HTTPS_PORT="${GATEWAY_HTTPS_PORT:-8443}"
-	export GATEWAY_INTERNAL_PORT="${GATEWAY_INTERNAL_PORT:-9443}" GATEWAY_METRICS_PORT="${GATEWAY_METRICS_PORT:-9145}"
-	export PROMETHEUS_PORT="${PROMETHEUS_PORT:-9090}" TLS_CA="${TLS_CA:-runs/certs/ca.crt}"
-	export ASSISTANT_NAME="${ASSISTANT_NAME:-Ferret}"
 	FTK="$(venv_tool toolkit ftk)"
 	mkdir -p "$STAGES_DIR" "$LOG_DIR" "$PID_DIR"
 	(umask 077 && mkdir -p "$SECRETS_DIR")
@@ -132,7 +128,7 @@ stage_model() {
 	else
 		"$FTK" model default
 	fi
-	check_model_dir "$BASE_MODEL"
+	"$FTK" doctor --stage train >/dev/null || "$FTK" doctor --stage train # the table only when a check fails
 }
 
 stage_dataset() {

@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # setup step: Debian packages the native stack uses. Pinned to the versions Debian 12 ships.
 # shellcheck disable=SC2034
-DEBIAN_PACKAGES=("nginx=1.22.1*" "prometheus=2.42.0*" openssl curl jq gettext-base)
+DEBIAN_PACKAGES=("nginx=1.22.1*" "prometheus=2.42.0*" openssl curl jq)
 
 setup_debian() {
 	local missing=() cmd
-	for cmd in nginx prometheus promtool openssl curl jq envsubst; do
+	for cmd in nginx prometheus promtool openssl curl jq; do
 		command -v "$cmd" >/dev/null 2>&1 || [[ -x "/usr/sbin/$cmd" ]] || missing+=("$cmd")
 	done
 	((${#missing[@]} == 0)) && return 0

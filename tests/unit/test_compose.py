@@ -16,8 +16,11 @@ from pathlib import Path
 import pytest
 import yaml
 from conftest import HOME, VENVS
+from ftk import paths
 from ftk.env_file import PASSTHROUGH_KEYS
-from ftk.settings import known_keys
+from ftk.gateway import nginx_conf
+from ftk.monitor import prometheus_conf
+from ftk.settings import known_keys, load_settings
 
 COMPOSE_FILE = HOME / "compose.yaml"
 ENV_EXAMPLE = HOME / ".env.example"
@@ -30,7 +33,7 @@ NO_HEALTHCHECK = {"nginx-exporter": "no shell in the image", "dcgm-exporter": "P
 # Services whose entrypoint is the ftk CLI itself (no stage script exists for them).
 FTK_CLI = {"ftk": ["ftk"], "gateway-metrics": ["ftk", "gateway", "metrics"]}
 GPU_JOBS = {"train", "merge", "serve"}
-ONE_SHOT = {"init", "ftk", "certs", "download", "train", "merge", "eval", "monitor-config"}
+ONE_SHOT = {"init", "ftk", "certs", "download", "train", "merge", "eval", "monitor-config", "gateway-config"}
 # Services that start as root, and why (each drops to the host user before it writes anything).
 STARTS_AS_ROOT = {"init": "learns who owns the project folder, then works as that user (setpriv)"}
 VAR_RE = re.compile(r"(?<!\$)\$\{([A-Za-z_][A-Za-z0-9_]*)")
@@ -127,7 +130,7 @@ def test_each_stage_profile_starts_its_services():
         "download": {"download"},
         "train": {"train"},
         "merge": {"merge"},
-        "serve": {"serve", "gateway"},
+        "serve": {"serve", "gateway-config", "gateway"},
         "monitor": {"monitor-config", "prometheus", "grafana", "gateway-metrics", "nginx-exporter"},
         "gpu-monitor": {"dcgm-exporter"},
         "tools": {"init", "ftk", "certs"},
@@ -241,9 +244,9 @@ def test_prometheus_runs_the_config_the_native_monitor_script_renders():
     assert render["entrypoint"] == ["/app/scripts/monitor.sh"] and render["command"] == ["--render-only"]
     assert render["environment"]["MONITOR_DIR"] == "runs/monitor"
     assert not {"PROMETHEUS_TEMPLATE", "PROMETHEUS_RULES_DIR"} & set(render["environment"]), "must use the defaults"
-    script = (HOME / "scripts/monitor.sh").read_text()
-    assert "$FTK_HOME/docker/prometheus/prometheus.yml.template" in script, "monitor.sh renders another template"
-    assert "docker/prometheus/rules" in script, "monitor.sh reads its rules elsewhere"
+    home = paths.project_home()
+    assert prometheus_conf.template_path() == home / "docker/prometheus/prometheus.yml.template", "another template"
+    assert prometheus_conf.rules_dir() == home / "docker/prometheus/rules", "ftk run monitor reads its rules elsewhere"
     for svc in (render, prom):
         src = mount(svc, "/app/docker/prometheus")
         assert Path(src["source"]) == HOME / "docker/prometheus" and src.get("read_only")
@@ -256,8 +259,8 @@ def test_prometheus_runs_the_config_the_native_monitor_script_renders():
 def test_monitor_script_renders_a_valid_config_with_the_compose_targets(tmp_path):
     """The real scripts/monitor.sh with monitor-config's environment: promtool accepts the result and it
     scrapes vLLM, the gateway exporters and DCGM by their compose service names."""
-    if not shutil.which("promtool") or not shutil.which("envsubst"):
-        pytest.fail("promtool/envsubst missing: run `make setup` (Debian prometheus, gettext-base)")
+    if not shutil.which("promtool"):
+        pytest.fail("promtool missing: run `make setup` (Debian prometheus)")
     env = {k: str(v) for k, v in services()["monitor-config"]["environment"].items()}
     env.update(
         PATH=os.environ["PATH"],
@@ -285,17 +288,45 @@ def test_monitor_script_renders_a_valid_config_with_the_compose_targets(tmp_path
     assert all(f.startswith(str(HOME / "docker/prometheus/rules")) for f in config["rule_files"])
 
 
-def test_gateway_renders_the_templates_the_native_gateway_renders():
-    svc = services()["gateway"]
-    assert svc["entrypoint"] == ["/app/scripts/gateway.sh"]
-    templates = [v for v in svc["volumes"] if v["target"] == "/app/docker/nginx/templates"]
-    assert templates, "service gateway: docker/nginx/templates is not mounted at FTK_HOME/docker/nginx/templates"
-    assert Path(templates[0]["source"]) == HOME / "docker/nginx/templates"
-    assert templates[0].get("read_only"), "service gateway: templates should be read-only"
-    script = (HOME / "scripts/gateway.sh").read_text()
-    assert "$FTK_HOME/docker/nginx/templates" in script, "scripts/gateway.sh no longer renders docker/nginx/templates"
-    assert "GATEWAY_TEMPLATE_DIR" not in svc["environment"], "service gateway: must not point at other templates"
+def test_gateway_config_renders_the_templates_the_native_gateway_renders():
+    """gateway-config runs scripts/gateway.sh --render-only (`ftk run gateway`) on docker/nginx/templates into
+    runs/gateway; the nginx image, which has no ftk, checks and runs that configuration after it succeeded."""
+    render, gateway = services()["gateway-config"], services()["gateway"]
+    assert render["entrypoint"] == ["/app/scripts/gateway.sh"] and render["command"] == ["--render-only"]
+    assert render["image"].startswith("ftk-toolkit:"), "gateway-config: ftk lives in the toolkit image"
+    templates = mount(render, "/app/docker/nginx/templates")
+    assert Path(templates["source"]) == HOME / "docker/nginx/templates" and templates.get("read_only")
+    assert nginx_conf.template_dir() == paths.project_home() / "docker/nginx/templates", "another template folder"
     assert any((HOME / "docker/nginx/templates").glob("*.template")), "docker/nginx/templates has no template"
+    assert render["environment"]["GATEWAY_PREFIX"] == "runs/gateway"
+    assert mount(gateway, "/app/runs/gateway")["source"] == mount(render, "/app/runs/gateway")["source"]
+    assert gateway["entrypoint"] == ["/app/scripts/gateway.sh"]
+    assert gateway["command"] == ["--exec-rendered", "/app/runs/gateway"], "gateway: runs what gateway-config made"
+    assert gateway["depends_on"]["gateway-config"]["condition"] == "service_completed_successfully"
+    assert render.get("network_mode") == "none", "gateway-config renders files only"
+    # the renderer names the files where the gateway container reads them: the same secrets at the same paths
+    for key, secret in (("TLS_CERT", "tls_cert"), ("TLS_KEY", "tls_key")):
+        assert render["environment"][key] == f"/run/secrets/{secret}"
+        assert secret in {x["source"] for x in gateway["secrets"]} & {x["source"] for x in render["secrets"]}
+    for key, secret in (("API_KEYS_FILE", "api_keys"), ("VLLM_API_KEY_FILE", "vllm_api_key")):
+        assert render["environment"][key] == f"/run/secrets/{secret}"
+        assert secret in {x["source"] for x in render["secrets"]}
+        assert secret not in {x["source"] for x in gateway["secrets"]}, f"gateway: nginx never reads {key}"
+
+
+def test_gateway_config_values_are_the_compose_ones(monkeypatch):
+    """gateway-config's environment, as `ftk run gateway` renders it in the container (FTK_HOME=/app): nginx
+    listens on every address of its container, balances the `serve` service and reads the mounted secrets."""
+    env = {k: str(v) for k, v in services()["gateway-config"]["environment"].items()}
+    for key, value in env.items():  # the service's environment over its env_file (.env.example here)
+        monkeypatch.setenv(key, value)
+    s = load_settings(ENV_EXAMPLE)
+    conf = nginx_conf.render_templates(s, "", HOME / "docker/nginx/templates")[Path("nginx.conf")]
+    https, internal = env_example()["GATEWAY_HTTPS_PORT"], env_example()["GATEWAY_INTERNAL_PORT"]
+    assert f"server serve:{env_example()['VLLM_PORT']} max_fails=3" in conf
+    assert f"listen 0.0.0.0:{https} ssl" in conf and f"listen 0.0.0.0:{internal};" in conf
+    assert "ssl_certificate /run/secrets/tls_cert;" in conf and "ssl_certificate_key /run/secrets/tls_key;" in conf
+    assert "include /app/runs/gateway/conf/api_keys.conf;" in conf
 
 
 # ----- variables, ports, GPUs, health, images, secrets -------------------------------------------------

@@ -1,7 +1,5 @@
 """Defaults live in settings.py alone: no script in scripts/ writes `${KEY:-default}` for a settings key (they
-read effective values from `ftk env export`). The gateway script still runs inside the official nginx image,
-which has no ftk, the demo sets its own ports, and scripts/lib/checks.sh is the bash check library that moves to
-the doctor registry: they are listed until that work is done."""
+read effective values from `ftk env export`, or exec `ftk run <stage>`, which reads the settings itself)."""
 
 from __future__ import annotations
 
@@ -10,7 +8,6 @@ import re
 from conftest import HOME
 from ftk.settings import Settings
 
-PENDING = {"gateway.sh", "demo.sh", "checks.sh"}  # remove a file from here once its defaults come from `ftk env export`
 DEFAULT_RE = re.compile(r"\$\{([A-Z][A-Z0-9_]*):-")
 
 
@@ -22,7 +19,4 @@ def defaults_in(path) -> set[str]:
 def test_scripts_take_no_settings_default_of_their_own():
     for path in sorted((HOME / "scripts").rglob("*.sh")):
         found = defaults_in(path)
-        if path.name in PENDING:
-            assert found, f"{path.name} has no settings default left: remove it from PENDING"
-            continue
         assert not found, f"{path.relative_to(HOME)} sets its own defaults for {sorted(found)}; read `ftk env export`"

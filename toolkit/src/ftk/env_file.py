@@ -8,7 +8,7 @@ from pathlib import Path
 from dotenv import dotenv_values
 from pydantic import ValidationError
 
-from ftk.settings import Settings, closest_key, format_validation_error, known_keys
+from ftk.settings import Settings, closest_key, known_keys, validation_problems
 
 # Keys that are read from the environment by tools the toolkit drives, not by the settings model.
 PASSTHROUGH_KEYS = {
@@ -48,7 +48,6 @@ def check_file(file: Path) -> list[str]:
     try:
         Settings.model_validate(clean)
     except ValidationError as err:
-        for msg in format_validation_error(err, str(file)):
-            key = msg.split(": ", 1)[1].split("=", 1)[0]
-            problems.append(msg.replace(f"{file}: ", f"{file}:{lines.get(key, lines.get(key.lower(), '?'))}: ", 1))
+        for key, text in validation_problems(err):
+            problems.append(f"{file}:{lines.get(key, lines.get(key.lower(), '?'))}: {text}")
     return problems

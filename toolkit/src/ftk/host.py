@@ -1,10 +1,10 @@
-"""What this host offers a stage: visible GPUs, free disk, free ports, writable folders (the one copy of each probe)."""
+"""What this host offers a stage: visible GPUs, free disk, writable folders (the one copy of each probe; ports are
+ftk.ports)."""
 
 from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 from pathlib import Path
 
@@ -45,16 +45,6 @@ def free_mib(path: Path) -> int:
 def folder_mib(path: Path) -> int:
     """Size of the files under `path` in MiB (what a copy or an export of it will need)."""
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) // 2**20
-
-
-def port_in_use(host: str, port: int) -> bool:
-    """Something accepts connections on host:port (a wildcard bind is probed on loopback)."""
-    probe = "127.0.0.1" if host in ("0.0.0.0", "", "*") else ("::1" if host == "::" else host)
-    try:
-        with socket.create_connection((probe, port), timeout=0.5):
-            return True
-    except OSError:
-        return False
 
 
 def unwritable(folder: Path) -> str:

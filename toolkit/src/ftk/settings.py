@@ -10,17 +10,55 @@ import difflib
 import re
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Literal, NoReturn
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import BeforeValidator, Field, ValidationError, ValidationInfo, field_validator
+from pydantic_core import PydanticCustomError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from ftk import paths
 from ftk.hf.hub_cache import cached_model_dir  # also finds folders ModelScope's own tools made
+from ftk.ports import bracketed, local_address
+
+# An error whose message is one whole sentence naming the key, the value and the fix (see validation_problems).
+SENTENCE = "ftk_setting"
+HOST_PORT_RE = re.compile(r"(\[[0-9a-fA-F:]+\]|[A-Za-z0-9._-]+):\d{1,5}")
+HOST_RE = re.compile(r"\[?[0-9a-fA-F:]+\]?|[A-Za-z0-9._-]+")
+NGINX_PATH_RE = re.compile(r"[^\s;{}'\"#$\\]+")  # nothing nginx would read as syntax in a bare argument
+
+
+def refuse(text: str) -> NoReturn:
+    # "{text}" keeps braces in the value from being read as pydantic's template fields
+    raise PydanticCustomError(SENTENCE, "{text}", {"text": text})
+
+
+def _key(info: ValidationInfo) -> str:
+    return (info.field_name or "?").upper()
+
+
+def _port(v: object, info: ValidationInfo) -> int:
+    text = str(v).strip()
+    if not re.fullmatch(r"\d{1,5}", text) or not 1 <= int(text) <= 65535:
+        refuse(f"{_key(info)}={v!r} is not a port (1-65535); fix it in .env")
+    return int(text)
+
+
+def _whole_from(minimum: int) -> BeforeValidator:
+    def check(v: object, info: ValidationInfo) -> int:
+        text = str(v).strip()
+        if not re.fullmatch(r"\d+", text) or int(text) < minimum:
+            refuse(f"{_key(info)}={v!r} must be a whole number >= {minimum}; fix it in .env")
+        return int(text)
+
+    return BeforeValidator(check)
+
 
 PositiveInt = Annotated[int, Field(ge=1)]
 NonNegInt = Annotated[int, Field(ge=0)]
-Port = Annotated[int, Field(ge=1, le=65535)]
+Port = Annotated[int, BeforeValidator(_port)]
+# Values the gateway writes into nginx's configuration: refused with a sentence naming the key and the fix.
+WholeFrom1 = Annotated[int, _whole_from(1)]
+WholeFrom0 = Annotated[int, _whole_from(0)]
 
 
 # Train keys whose empty value means "the recipe's value" (see configs/train/*.yaml).
@@ -145,11 +183,12 @@ class Settings(BaseSettings):
     cert_hostnames: str = "localhost"
     cert_ips: str = "127.0.0.1"
     api_keys_file: Path = Path("runs/secrets/api_keys")
-    rate_limit_rps: PositiveInt = 20
-    rate_limit_burst: NonNegInt = 40
-    max_conns_per_key: PositiveInt = 64
-    client_max_body_size: str = "20m"
-    proxy_read_timeout: PositiveInt = 600
+    rate_limit_rps: WholeFrom1 = 20
+    rate_limit_burst: WholeFrom0 = 40
+    max_conns_per_key: WholeFrom1 = 64
+    client_max_body_size: str = "20m"  # nginx size: a number, optionally k, m or g
+    proxy_read_timeout: WholeFrom1 = 600
+    gateway_proxy_buffering: Literal["on", "off"] = "off"  # on: the buffered variant the gateway benchmark compares
 
     # --- monitor -------------------------------------------------------------------------------------
     prometheus_port: Port = 9090
@@ -231,8 +270,48 @@ class Settings(BaseSettings):
     @classmethod
     def _targets(cls, v: str) -> str:
         for item in split_list(v):
-            if not re.fullmatch(r"(\[[0-9a-fA-F:]+\]|[A-Za-z0-9._-]+):\d{1,5}", item):
+            if not HOST_PORT_RE.fullmatch(item):
                 raise ValueError(f"'{item}' is not host:port; write e.g. serve:8000,10.0.0.5:8000")
+        return v
+
+    @field_validator("vllm_upstreams")
+    @classmethod
+    def _upstreams(cls, v: str) -> str:
+        for item in split_list(v):
+            if not HOST_PORT_RE.fullmatch(item):
+                example = "VLLM_UPSTREAMS=127.0.0.1:8000,127.0.0.1:8001"
+                refuse(f"VLLM_UPSTREAMS: '{item}' is not host:port; write e.g. {example}")
+        return v
+
+    @field_validator("client_max_body_size")
+    @classmethod
+    def _body_size(cls, v: str) -> str:
+        if not re.fullmatch(r"\d+[kKmMgG]?", v):
+            refuse(f"CLIENT_MAX_BODY_SIZE={v!r} is not a size like 20m (digits, optionally k, m or g); fix it in .env")
+        return v
+
+    @field_validator("gateway_server_name")
+    @classmethod
+    def _server_name(cls, v: str) -> str:
+        if not re.fullmatch(r"[A-Za-z0-9.*_-]+", v):
+            refuse(f"GATEWAY_SERVER_NAME={v!r} is not a host name (e.g. llm.example.com); fix it in .env")
+        return v
+
+    @field_validator("vllm_host", "gateway_bind", "gateway_internal_bind", "prometheus_bind")
+    @classmethod
+    def _host(cls, v: str, info: ValidationInfo) -> str:
+        if not HOST_RE.fullmatch(v):
+            refuse(f"{_key(info)}={v!r} is not a host name or IP address (e.g. 127.0.0.1 or 0.0.0.0); fix it in .env")
+        return v
+
+    @field_validator("gateway_prefix", "tls_cert", "tls_key")
+    @classmethod
+    def _nginx_path(cls, v: Path, info: ValidationInfo) -> Path:
+        if not NGINX_PATH_RE.fullmatch(str(v)):
+            refuse(
+                f"{_key(info)}='{v}' has a space, quote or one of ; {{ }} # $ \\ that would break the nginx "
+                "configuration; choose a plain path"
+            )
         return v
 
     @field_validator(*RECIPE_DEFAULTED, mode="before")
@@ -301,6 +380,13 @@ class Settings(BaseSettings):
     def dataset_names(self) -> list[str]:
         return split_list(self.datasets)
 
+    @property
+    def vllm_servers(self) -> list[str]:
+        """host:port of each vLLM the gateway balances and Prometheus scrapes: VLLM_UPSTREAMS, else
+        VLLM_HOST:VLLM_PORT; a wildcard address (0.0.0.0, ::) is reached on loopback."""
+        items = split_list(self.vllm_upstreams) or [f"{bracketed(self.vllm_host)}:{self.vllm_port}"]
+        return [f"{bracketed(local_address(host))}:{port}" for host, _, port in (i.rpartition(":") for i in items)]
+
 
 def split_list(value: str) -> list[str]:
     """Items of a comma- or space-separated setting."""
@@ -320,13 +406,18 @@ class SettingsError(Exception):
     """Invalid settings; the message names each key and the file it came from."""
 
 
-def format_validation_error(err: ValidationError, source: str) -> list[str]:
-    lines = []
+def validation_problems(err: ValidationError) -> list[tuple[str, str]]:
+    """(KEY, message) for each bad value: ftk's own sentences as they are, pydantic's after KEY='value'."""
+    out = []
     for e in err.errors():
         key = str(e["loc"][0]).upper() if e["loc"] else "?"
-        value = e.get("input")
-        lines.append(f"{source}: {key}={value!r}: {e['msg']}")
-    return lines
+        text = e["msg"] if e["type"] == SENTENCE else f"{key}={e.get('input')!r}: {e['msg']}"
+        out.append((key, text))
+    return out
+
+
+def format_validation_error(err: ValidationError, source: str) -> list[str]:
+    return [f"{source}: {text}" for _key, text in validation_problems(err)]
 
 
 def load_settings(env_file: Path | None = None) -> Settings:

@@ -1,15 +1,19 @@
-"""`ftk run <stage>`: the one implementation of each stage; scripts/<stage>.sh and the compose services exec it."""
+"""`ftk run <stage>`: the one implementation of each stage (ftk.stages.<stage>: its doctor checks, then the tool).
+scripts/<stage>.sh and the compose services exec it and keep what bash is right for (pid files, waiting)."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated, Literal
 
 import typer
 
-from ftk.console import console
+from ftk.console import EXIT_USAGE, UserError, console
 from ftk.settings import Settings, get_settings
 from ftk.stages import download as download_stage
+from ftk.stages import gateway as gateway_stage
 from ftk.stages import merge as merge_stage
+from ftk.stages import monitor as monitor_stage
 from ftk.stages import serve as serve_stage
 from ftk.stages import train as train_stage
 
@@ -91,6 +95,47 @@ def serve(
     """vLLM's OpenAI-compatible server for the merged model, or the base with LoRA adapters; the checks first,
     then vLLM replaces this process (so signals reach it)."""
     serve_stage.run(get_settings(), dry_run)
+
+
+RenderOnly = Annotated[bool, typer.Option("--render-only", help="Render and check the configuration, start nothing.")]
+Prepare = Annotated[
+    bool, typer.Option("--prepare", help="Render, check, and check that it could start (ports); start nothing.")
+]
+
+
+Mode = Literal["render", "prepare", "foreground"]  # the same for every stage that starts a server
+
+
+def _mode(render_only: bool, prepare: bool) -> Mode:
+    if render_only and prepare:
+        raise UserError("--render-only and --prepare exclude each other; give one", EXIT_USAGE)
+    return "render" if render_only else "prepare" if prepare else "foreground"
+
+
+@run_app.command("gateway")
+def gateway(render_only: RenderOnly = False, prepare: Prepare = False) -> None:
+    """The nginx gateway: its configuration from the settings, checked, then nginx in the foreground.
+
+    Renders docker/nginx/templates, the API key map and vLLM's key into GATEWAY_PREFIX/conf and checks them with
+    nginx -t. scripts/gateway.sh makes the TLS certificate first and runs --daemon, --stop and --reload around it.
+    """
+    gateway_stage.run(get_settings(), _mode(render_only, prepare))
+
+
+@run_app.command("monitor")
+def monitor(
+    render_only: RenderOnly = False,
+    prepare: Prepare = False,
+    rules_dir: Annotated[
+        Path | None, typer.Option(help="Alert and recording rules (default: docker/prometheus/rules).")
+    ] = None,
+) -> None:
+    """Prometheus: its configuration from the settings, checked, then Prometheus in the foreground.
+
+    Renders docker/prometheus/prometheus.yml.template into MONITOR_DIR and checks it (and the rules) with promtool.
+    scripts/monitor.sh runs --daemon and --stop around it.
+    """
+    monitor_stage.run(get_settings(), _mode(render_only, prepare), rules_dir.resolve() if rules_dir else None)
 
 
 def register(app: typer.Typer) -> None:

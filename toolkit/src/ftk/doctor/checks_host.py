@@ -1,6 +1,6 @@
-"""Host checks: Python, the project's venvs, Debian tools, the gateway's and Prometheus's ports, the `.env` file.
+"""Host checks: Python, the project's venvs, Debian tools, the `.env` file.
 
-GPUs, disk and the vLLM port are checked by the stage that needs them (checks_train, checks_serve, ...)."""
+GPUs, disk and ports are checked by the stage that needs them (checks_train, checks_serve, checks_gateway...)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,6 @@ from pathlib import Path
 from ftk import paths
 from ftk.doctor.registry import Result, check, failed, passed, warned
 from ftk.env_file import check_file
-from ftk.host import port_in_use
 from ftk.settings import Settings
 
 MIN_PYTHON = (3, 10)
@@ -92,31 +91,6 @@ def debian_tools(_s: Settings) -> Iterator[Result]:
                 f"{SETUP_HINT} (scripts/setup.sh debian) or apt-get install {package}",
                 tool,
             )
-
-
-@check("port", order=60)
-def ports(s: Settings) -> Iterator[Result]:
-    for key, bind, port in (
-        ("GATEWAY_HTTPS_PORT", s.gateway_bind, s.gateway_https_port),
-        ("GATEWAY_HTTP_PORT", s.gateway_bind, s.gateway_http_port),
-        ("GATEWAY_INTERNAL_PORT", "127.0.0.1", s.gateway_internal_port),
-        ("PROMETHEUS_PORT", s.prometheus_bind, s.prometheus_port),
-    ):
-        item = f"{key}={port}"
-        if port_in_use(bind, port):
-            yield warned(
-                f"{bind}:{port} is in use (fine if the ftk stack is already running)",
-                f"stop what listens there (ss -ltnp 'sport = :{port}') or set another {key} in .env",
-                item,
-            )
-        elif port < 1024 and os.geteuid() != 0:
-            yield warned(
-                f"{bind}:{port} is free but below 1024 and this user is not root",
-                f"use a port >= 1024 for {key}, or grant CAP_NET_BIND_SERVICE",
-                item,
-            )
-        else:
-            yield passed(f"{bind}:{port} free", item)
 
 
 @check(".env", order=70)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ftk import host
+from ftk import host, ports
 from ftk.doctor.registry import Result, failed, passed
 
 
@@ -44,7 +44,7 @@ def disk(key: str, folder: Path, need_mib: int) -> Result:
 
 def port_free(key: str, bind: str, port: int) -> Result:
     item = f"{key}={port}"
-    if host.port_in_use(bind, port):
+    if ports.port_in_use(bind, port):
         return failed(
             f"port {port} on {bind} is already in use",
             f"stop what listens there (ss -ltnp 'sport = :{port}') or set another {key} in .env",

@@ -1,4 +1,4 @@
-"""Gateway API keys: one file (API_KEYS_FILE, mode 0600) that scripts/gateway.sh turns into nginx maps.
+"""Gateway API keys: one file (API_KEYS_FILE, mode 0600) that `ftk run gateway` turns into nginx maps.
 
 One key per line: ``KEY [NAME [STATUS [CREATED]]]``, whitespace-separated; ``#`` starts a comment.
 STATUS is ``active`` (default) or ``revoked`` (the gateway answers 403). One bare key per line is valid too.

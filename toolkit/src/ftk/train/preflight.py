@@ -88,7 +88,7 @@ def model_is_multimodal(config: dict[str, Any]) -> bool:
 
 
 def check_model(model_dir: Path, source: str) -> dict[str, Any]:
-    """The model folder the recipe trains, complete (the one folder check, ftk.download.verify), and its config."""
+    """The model folder the recipe trains, complete (the one folder check, ftk.hf.folder), and its config."""
     bad = [f for f in verify_model_dir(model_dir) if f.level == "fail"]
     if bad:
         problems = "; ".join(f"{f.what}: {f.detail}" for f in bad)
