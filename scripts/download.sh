@@ -21,17 +21,4 @@ set -Eeuo pipefail
 # shellcheck source=scripts/lib/common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 
-main() {
-	case "${1:-}" in
-	-h | --help)
-		show_help "$0"
-		return 0
-		;;
-	esac
-	local ftk
-	ftk="$(venv_tool toolkit ftk)"
-	step "download: ftk run download $*"
-	exec "$ftk" run download "$@"
-}
-
-main "$@"
+exec_stage download "$@"

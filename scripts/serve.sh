@@ -27,17 +27,4 @@ set -Eeuo pipefail
 # shellcheck source=scripts/lib/common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 
-main() {
-	case "${1:-}" in
-	-h | --help)
-		show_help "$0"
-		return 0
-		;;
-	esac
-	local ftk
-	ftk="$(venv_tool toolkit ftk)"
-	step "serve: ftk run serve $*"
-	exec "$ftk" run serve "$@"
-}
-
-main "$@"
+exec_stage serve "$@"

@@ -109,6 +109,21 @@ export_settings() {
 	eval "$exports"
 }
 
+# exec_stage STAGE ARGS...: a stage's whole entrypoint: --help prints the calling script's header, anything else
+# goes to `ftk run STAGE`, the stage's one implementation, which replaces this shell (signals reach it).
+exec_stage() {
+	local stage="$1"
+	shift
+	case "${1:-}" in
+	-h | --help)
+		show_help "$0"
+		return 0
+		;;
+	esac
+	step "$stage: ftk run $stage $*"
+	exec "$(venv_tool toolkit ftk)" run "$stage" "$@"
+}
+
 # show_help: print the leading comment block of the calling script (lines starting with '# ' after the shebang).
 show_help() {
 	local script="${1:-$0}"

@@ -1,7 +1,8 @@
-"""scripts/train.sh with real LLaMA-Factory training on CPU: outputs, refusal to overwrite, resume, identity.
+"""scripts/train.sh with real LLaMA-Factory training on CPU: outputs, refusal to overwrite, resume.
 
-Step counts are tiny except in the identity test, which runs the demo recipe as `make demo` does
-(a few minutes on 2 free cores). OMP_NUM_THREADS=1 keeps the runs steady on a busy shared machine.
+Step counts are tiny. That the demo recipe teaches the assistant its name is proven end to end by
+tests/integration/test_demo.py (the adapter answers with the name through the gateway, the base does not score
+on it), so it is not trained a second time here. OMP_NUM_THREADS=1 keeps the runs steady on a busy machine.
 """
 
 from __future__ import annotations
@@ -15,27 +16,11 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import HOME, clean_env, run_ftk, venv_bin
+from conftest import HOME, clean_env, run_ftk
 from reliability_ledger import record
 
 MODEL = HOME / "models" / "SmolLM2-135M-Instruct"
 NAME = "Ferret"  # ASSISTANT_NAME the identity data set is filled with
-
-ASK = r"""
-import sys, torch
-from peft import PeftModel
-from transformers import AutoModelForCausalLM, AutoTokenizer
-base, adapter = sys.argv[1], sys.argv[2]
-tok = AutoTokenizer.from_pretrained(base)
-model = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32)
-if adapter != "-":
-    model = PeftModel.from_pretrained(model, adapter)
-text = tok.apply_chat_template([{"role": "user", "content": "Who are you?"}], tokenize=False,
-                               add_generation_prompt=True)
-ids = tok(text, return_tensors="pt", add_special_tokens=False)
-out = model.generate(**ids, max_new_tokens=32, do_sample=False)
-print(tok.decode(out[0, ids["input_ids"].shape[1]:], skip_special_tokens=True))
-"""
 
 
 @pytest.fixture(scope="module")
@@ -151,38 +136,3 @@ def test_interrupted_run_resumes_from_its_checkpoint(tmp_path: Path, data_dir: P
     assert manifest["resumed_from"] == str(adapter / done[-1]) and manifest["loss"]["steps"] == 4
     assert (adapter / "adapter_model.safetensors").is_file()
     record("fault", "training killed mid-epoch, resumed", "recovered", steps=steps[-1])
-
-
-def test_identity_demo_recipe_teaches_the_assistant_name(tmp_path: Path, data_dir: Path) -> None:
-    """The demo's proof: after the demo recipe, the adapter says its name; the base model does not."""
-    r = _train(tmp_path, data_dir, "identity", timeout=3600)
-    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
-    manifest = json.loads((tmp_path / "runs" / "identity" / "manifest.json").read_text())
-    assert manifest["loss"]["final"] < manifest["loss"]["first"] / 3, manifest["loss"]
-    python = str(venv_bin("train", "python"))
-    env = clean_env(OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "1"))
-    tuned = subprocess.run(
-        [
-            python,
-            "-c",
-            ASK,
-            str(MODEL),
-            str(tmp_path / "runs" / "identity" / "adapter"),
-        ],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=600,
-        check=False,
-    )
-    base = subprocess.run(
-        [python, "-c", ASK, str(MODEL), "-"],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=600,
-        check=False,
-    )
-    assert tuned.returncode == 0 and base.returncode == 0, tuned.stderr[-2000:] + base.stderr[-2000:]
-    assert NAME in tuned.stdout, f"adapter answered: {tuned.stdout!r}"
-    assert NAME not in base.stdout, f"base answered: {base.stdout!r}"
