@@ -8,7 +8,6 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from ftk.hf.folder import CHAT_TEMPLATE_FILES, TOKENIZER_FILES
 from ftk.hf.tensors import TensorInfo, module_of, read_tensors
 
 
@@ -106,17 +105,3 @@ class ModelInfo:
 
     def has_weights(self) -> bool:
         return any(self.path.glob("*.safetensors")) or any(self.path.glob("*.bin"))
-
-    def has_tokenizer(self) -> bool:
-        return any((self.path / f).is_file() for f in TOKENIZER_FILES)
-
-    def has_chat_template(self) -> bool:
-        if any((self.path / f).is_file() for f in CHAT_TEMPLATE_FILES):
-            return True
-        tok = self.path / "tokenizer_config.json"
-        if tok.is_file():
-            try:
-                return bool(read_json(tok).get("chat_template"))
-            except ValueError:
-                return False
-        return False
