@@ -12,8 +12,8 @@ from ftk.settings import Settings
 from ftk.stages import checks
 
 
-def prepare(settings: Settings) -> serve_command.ServeCommand:
-    """Everything before exec: checks, key file, the command line and the state file `ftk lora` reads."""
+def prepare(settings: Settings) -> tuple[serve_command.ServeCommand, str]:
+    """Everything before exec: checks, the key (read once), the command line and the state file `ftk lora` reads."""
     info("serve: preflight")
     checks.require(settings, "serve")
     report = preflight.run(settings)  # the adapters and model the command line needs (checked just above)
@@ -25,25 +25,26 @@ def prepare(settings: Settings) -> serve_command.ServeCommand:
         raise UserError(
             f"cannot create VLLM_API_KEY_FILE={key_file} ({err.strerror}); fix its folder's permissions"
         ) from None
-    if not key_file.read_text(encoding="utf-8").strip():
+    text = key_file.read_text(encoding="utf-8")
+    if not text.strip():
         raise UserError(f"VLLM_API_KEY_FILE={key_file} is empty; delete it so a random key is created")
     try:
         cmd = serve_command.build(settings, report)
     except FileNotFoundError as err:
         raise UserError(str(err)) from None
     serve_command.write_state(settings, cmd)
-    return cmd
+    return cmd, text.splitlines()[0].strip()  # the key on the first line, never printed
 
 
 def run(settings: Settings, dry_run: bool = False) -> None:
-    cmd = prepare(settings)
+    cmd, key = prepare(settings)
     key_file = settings.path("vllm_api_key_file")
     info(f"serve: starting vLLM on {settings.vllm_host}:{settings.vllm_port} (API key from {key_file})")
     info(f"command: {cmd.display()}")
     if dry_run:
         warn("--dry-run: vLLM not started")
         return None
-    env = {**os.environ, **cmd.env, "VLLM_API_KEY": key_file.read_text(encoding="utf-8").splitlines()[0].strip()}
+    env = {**os.environ, **cmd.env, "VLLM_API_KEY": key}
     try:
         os.execvpe(cmd.argv[0], cmd.argv, env)
     except OSError as err:
