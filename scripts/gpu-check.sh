@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Usage: scripts/gpu-check.sh [--phase all|train,serve,variants] [--work DIR] [--report FILE] [--size 1b|small]
 #                             [--steps N] [--concurrency 1,16,64] [--deadline-s S] [--no-vl] [--fresh]
+#                             [--skip WORD,...]
 #
 # Checks a GPU host end to end with the project's own stages, before a long job: builds a random-weight model
 # from a config (no hub), trains a few steps through scripts/train.sh (bf16 LoRA with SDPA, against a plain
@@ -13,7 +14,7 @@
 # Phases (each adds to the same report, so they can run one at a time):
 #   train     data sets, the random model, training runs, merges
 #   serve     merged vs LoRA throughput and TTFT, batch-1 decode vs bandwidth, planner KV check (fails beyond 5%)
-#   variants  KV_CACHE_DTYPE=fp8 vs auto, --enforce-eager vs CUDA graphs, MAX_NUM_SEQS 32 vs 256
+#   variants  KV_CACHE_DTYPE=fp8 vs auto, --enforce-eager vs CUDA graphs, MAX_NUM_SEQS 32 vs 256, MAX_LORAS 1 vs 4
 #
 # Options:
 #   --phase LIST       all (default) or a comma-separated list of the phases above
@@ -25,6 +26,7 @@
 #   --deadline-s S     start no step after S seconds, so a time-boxed run still writes its report (default none)
 #   --no-vl            leave out the Qwen3-VL recipe
 #   --fresh            start a new report instead of adding to the one in WORK
+#   --skip WORDS       leave out the steps whose name contains one of these comma-separated words (e.g. QLoRA)
 # Exit status: 0 when every step and check passed, 1 otherwise (the report names each failure), 2 bad usage.
 set -Eeuo pipefail
 # shellcheck source=scripts/lib/common.sh
@@ -40,7 +42,7 @@ parse_args() {
 			show_help "$0"
 			exit 0
 			;;
-		--phase | --work | --report | --size | --steps | --concurrency | --deadline-s)
+		--phase | --work | --report | --size | --steps | --concurrency | --deadline-s | --skip)
 			[[ $# -ge 2 && -n "$2" ]] || die "$1 needs a value; see scripts/gpu-check.sh --help" 2
 			[[ "$1" == --work ]] && WORK="$2"
 			ARGS+=("$1" "$2")

@@ -16,6 +16,7 @@ import pytest
 from conftest import HOME, VENVS, clean_env, run_ftk, venv_bin
 from ftk.gpucheck import random_text, vllm_bench
 from ftk.gpucheck.report import Comparison, Report, Step, decode_limit, kv_check, render
+from ftk.gpucheck.runner import Options, Runner
 from ftk.serve.served import NotReady, Served
 from rich.console import Console
 
@@ -232,3 +233,16 @@ def test_gpu_check_end_to_end_on_a_gpu(tmp_path: Path) -> None:
     report = json.loads((tmp_path / "report.json").read_text())
     assert r.returncode == 0, r.stdout[-4000:]
     assert report["ok"] and report["host"]["gpu"] != "none visible (nvidia-smi)"
+
+
+def test_skip_leaves_out_the_named_steps_and_the_report_stays_ok(tmp_path: Path) -> None:
+    """A time-boxed host leaves steps out with --skip: they are rows of the report, not failures."""
+    runner = Runner(Options(work=tmp_path, report=tmp_path / "report.json", skip=("QLoRA",)))
+    ran = []
+    for name in ("train: scripts/train.sh (4-bit QLoRA, bitsandbytes)", "train: scripts/train.sh (bf16 LoRA, SDPA)"):
+        with runner.step(name) as d:
+            if not runner.skipped(d):
+                ran.append(name)
+    assert ran == ["train: scripts/train.sh (bf16 LoRA, SDPA)"]
+    assert runner.report.steps[0].detail == "skipped: --skip QLoRA" and runner.report.ok
+    assert json.loads((tmp_path / "report.json").read_text())["steps"][0]["detail"] == "skipped: --skip QLoRA"

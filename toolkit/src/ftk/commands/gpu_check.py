@@ -48,6 +48,7 @@ def run(
     deadline: int = typer.Option(0, "--deadline-s", min=0, help="Start no step after this many seconds (0: none)."),
     vl: bool = typer.Option(True, "--vl/--no-vl", help="Also train and merge the Qwen3-VL recipe."),
     fresh: bool = typer.Option(False, "--fresh", help="Start a new report instead of adding to WORK's."),
+    skip: str = typer.Option("", "--skip", help="Leave out steps whose name has one of these comma-separated words."),
 ) -> None:
     """Run the phases, writing the JSON report after every step; print the tables; exit 1 when anything failed."""
     if size not in SIZES:
@@ -69,6 +70,7 @@ def run(
         concurrency=levels,
         deadline=time.monotonic() + deadline if deadline else 0.0,
         vl=vl,
+        skip=tuple(w.strip() for w in skip.split(",") if w.strip()),
     )
     result = Runner(opts).run()
     render(result, console)
