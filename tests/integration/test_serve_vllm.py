@@ -20,6 +20,7 @@ from pathlib import Path
 import httpx
 import pytest
 from conftest import HOME, VENVS, clean_env, run_ftk
+from ftk.serve.client import ServerError, VllmClient
 from serve_fakes import make_adapter, make_model
 
 MODEL = HOME / "models" / "SmolLM2-135M-Instruct"
@@ -318,6 +319,10 @@ def test_greedy_output_equals_transformers_peft(
 
 def test_random_adapter_changes_the_answer(base_adapter: Server) -> None:
     assert base_adapter.answer("ident", PROMPTS[0]) != base_adapter.answer("base", PROMPTS[0])
+    client = VllmClient(base_adapter.url, base_adapter.key)  # what gpu-check warms each model with
+    assert client.complete("ident", PROMPTS[0], 4) != client.complete("base", PROMPTS[0], 4)
+    with pytest.raises(ServerError, match="model 'nope': HTTP 404"):
+        client.complete("nope", PROMPTS[0], 4)
 
 
 def test_hot_load_and_unload(base_adapter: Server, random_adapter: Path) -> None:

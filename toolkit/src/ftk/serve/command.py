@@ -89,7 +89,7 @@ def build(settings: Settings, report: preflight.Report, gpus: int | None = None)
         "--max-model-len",
         str(settings.max_model_len),
         "--max-num-seqs",
-        str(settings.max_num_seqs),
+        str(settings.num_seqs(cpu)),
         "--dtype",
         settings.dtype,
         "--tensor-parallel-size",
@@ -110,7 +110,7 @@ def build(settings: Settings, report: preflight.Report, gpus: int | None = None)
             "--max-lora-rank",
             str(report.max_lora_rank),
             "--max-loras",
-            str(settings.max_loras),
+            str(settings.lora_slots(len(adapters))),
         ]
         if adapters:  # one flag, all specs: argparse keeps only the last of repeated --lora-modules
             specs = [
@@ -143,7 +143,7 @@ def write_state(settings: Settings, cmd: ServeCommand) -> Path:
         "served_model_name": settings.served_model_name,
         "model_path": str(settings.resolved_serve_model_path),
         "max_lora_rank": cmd.max_lora_rank,
-        "max_loras": settings.max_loras,
+        "max_loras": settings.lora_slots(len(cmd.expected_models) - 1),
         "runtime_lora": settings.allow_runtime_lora,
         "expected_models": cmd.expected_models,
         "cpu": cmd.cpu,
