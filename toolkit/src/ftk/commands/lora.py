@@ -85,7 +85,8 @@ def load_cmd(
     max_lora_rank: int = typer.Option(
         0,
         "--max-lora-rank",
-        help="The server's --max-lora-rank (default: from runs/serve/state-<port>.json that scripts/serve.sh writes).",
+        help="The servers' --max-lora-rank (default: runs/serve/state-<port>.json that scripts/serve.sh writes, "
+        "else MAX_LORA_RANK).",
     ),
     check: bool = typer.Option(True, "--check/--no-check", help="Run the adapter checks first."),
 ) -> None:
@@ -97,11 +98,15 @@ def load_cmd(
     if check:
         _check(s, targets[0], name, adapter_path, max_lora_rank)
     try:
-        adapter = Adapter.load(name, adapter_path)
         replicas.load_everywhere(targets, name, adapter_path)
-    except (ValueError, replicas.ReplicaError) as err:
-        fail(f"adapter '{name}' not loaded: {err}")
-    entry = registry.Entry(name, str(adapter_path), adapter.base_model, adapter.rank, registry.who(), registry.now())
+    except replicas.ReplicaError as err:
+        fail(str(err))
+    try:  # base and rank for the registry (with --no-check the folder may be one only the servers see)
+        adapter: Adapter | None = Adapter.load(name, adapter_path)
+    except ValueError:
+        adapter = None
+    base, rank = (adapter.base_model, adapter.rank) if adapter else ("", 0)
+    entry = registry.Entry(name, str(adapter_path), base, rank, registry.who(), registry.now())
     registry.put(s.resolved_lora_registry, entry)
     where = ", ".join(c.base_url for c in targets)
     info(f"loaded adapter '{name}' from {adapter_path} on {where}; clients send model=\"{name}\"")
@@ -112,7 +117,7 @@ def _check(s: Settings, client: VllmClient, name: str, adapter_path: Path, max_l
     models = _models(client)
     base = next((m for m in models if not m.get("parent")), {})
     state = serve_command.read_state(s)
-    rank_limit = max_lora_rank or int(state.get("max_lora_rank") or 0)
+    rank_limit = max_lora_rank or int(state.get("max_lora_rank") or 0) or s.max_lora_rank
     if not rank_limit:
         fail(
             "the server's max LoRA rank is unknown (no runs/serve/state file, or the server was started "

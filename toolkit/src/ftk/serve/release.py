@@ -117,18 +117,31 @@ def start_candidate(s: Settings, run_id: str, folder: Path) -> Served:
     return served
 
 
-def _ftk(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+def _ftk(*args: str, folder: Path, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    """`ftk ARGS` as a user runs it, with SERVE_MODEL_PATH the candidate (smoke sends an image to a VL model)."""
+    env = {**os.environ, "SERVE_MODEL_PATH": str(folder)}
     return subprocess.run(
-        [sys.executable, "-m", "ftk", *args], capture_output=True, text=True, timeout=timeout, check=False
+        [sys.executable, "-m", "ftk", *args], capture_output=True, text=True, timeout=timeout, check=False, env=env
     )
 
 
-def gate(s: Settings, served: Served, old: dict[str, Any]) -> None:
+def gate(s: Settings, served: Served, folder: Path, old: dict[str, Any]) -> None:
     """`ftk smoke` (and the eval gate when RELEASE_EVAL=true) against the candidate's own server; the eval gate
     compares it with the current release's server (both direct, with the vLLM key)."""
     url = f"{served.url}/v1"
     key_file = str(s.path("vllm_api_key_file"))
-    r = _ftk("smoke", "--base-url", url, "--api-key-file", key_file, "--model", s.served_model_name, "--expect", "")
+    r = _ftk(
+        "smoke",
+        "--base-url",
+        url,
+        "--api-key-file",
+        key_file,
+        "--model",
+        s.served_model_name,
+        "--expect",
+        "",
+        folder=folder,
+    )
     if r.returncode != 0:
         raise UserError(f"gate: ftk smoke against {url} failed:\n{(r.stdout + r.stderr)[-2000:]}")
     info(f"gate: ftk smoke passed against {url}")
@@ -138,7 +151,7 @@ def gate(s: Settings, served: Served, old: dict[str, Any]) -> None:
         if old.get("upstream"):
             args += ["--endpoint", f"release={name}@http://{old['upstream']}/v1", "--release", "release"]
             args += ["--candidate", "candidate"]
-        r = _ftk(*args, timeout=3600)
+        r = _ftk(*args, folder=folder, timeout=3600)
         if r.returncode != 0:
             raise UserError(f"gate: ftk eval failed against {url}:\n{(r.stdout + r.stderr)[-2000:]}")
         info("gate: ftk eval passed")
@@ -227,7 +240,7 @@ def switch(s: Settings, run_id: str, action: str) -> dict[str, Any]:
     info(f"gate: preflight of {folder} passed; starting a vLLM with it")
     served = start_candidate(s, run_id, folder)
     try:
-        gate(s, served, old)
+        gate(s, served, folder, old)
     except UserError:
         served.stop()
         raise
