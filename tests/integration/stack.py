@@ -93,7 +93,7 @@ class Vllm:
         return f"http://127.0.0.1:{self.port}"
 
     def env(self) -> dict[str, str]:
-        return base_env(
+        env = base_env(
             VLLM_HOST="127.0.0.1",
             VLLM_PORT=str(self.port),
             VLLM_API_KEY_FILE=str(self.key_file),
@@ -102,10 +102,15 @@ class Vllm:
             SERVED_MODEL_NAME="base",
             CPU_KV_CACHE_BYTES="256M",
             MAX_MODEL_LEN="1024",
-            **self.extra_env,
         )
+        env.update(self.extra_env)  # the test's values win (a key file shared by replicas)
+        return env
 
     def start(self, timeout: float = 900) -> Vllm:
+        return self.launch().wait(timeout)
+
+    def launch(self) -> Vllm:
+        """Start scripts/serve.sh without waiting (replicas start side by side)."""
         self.dir.mkdir(parents=True, exist_ok=True)
         with self.log.open("ab") as log:
             self.proc = subprocess.Popen(
@@ -116,6 +121,10 @@ class Vllm:
                 cwd=HOME,
                 start_new_session=True,
             )
+        return self
+
+    def wait(self, timeout: float = 900) -> Vllm:
+        assert self.proc is not None
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

@@ -339,7 +339,7 @@ def test_hot_load_and_unload(base_adapter: Server, random_adapter: Path) -> None
     assert r.returncode == 0, r.stderr
     assert base_adapter.chat("hot", PROMPTS[0]).status_code == 404
     again = base_adapter.ftk("lora", "unload", "hot")
-    assert again.returncode == 1 and "is not loaded (HTTP 404" in again.stderr
+    assert again.returncode == 1 and "is neither registered nor loaded" in again.stderr
     missing = base_adapter.ftk("lora", "load", "gone", str(base_adapter.dir / "nope"), "--no-check")
     assert missing.returncode == 1 and "HTTP 404" in missing.stderr and "server cannot read" in missing.stderr
 

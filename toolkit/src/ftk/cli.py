@@ -35,6 +35,7 @@ COMMANDS = (
     "merge",
     "model",
     "plan",
+    "release",
     "run",
     "serve",
     "smoke",

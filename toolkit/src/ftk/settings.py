@@ -7,10 +7,11 @@ model; every other command calls `get_settings()` once. Paths are resolved again
 from __future__ import annotations
 
 import difflib
+import json
 import re
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Literal, NoReturn
+from typing import Annotated, Any, Literal, NoReturn
 
 from pydantic import BeforeValidator, Field, ValidationError, ValidationInfo, field_validator
 from pydantic_core import PydanticCustomError
@@ -152,13 +153,16 @@ class Settings(BaseSettings):
     export_device: Literal["cpu", "auto"] = "cpu"
 
     # --- serve ---------------------------------------------------------------------------------------
-    serve_model_path: Path = Path("")  # empty: the merged model when it exists, else the base model
+    serve_model_path: Path = Path(
+        ""
+    )  # empty: the merged model when it exists, else the base model; release: RELEASE_FILE
     served_model_name: str = "base"
     lora_modules: str = ""  # space- or comma-separated name=path pairs served next to the base
     max_lora_rank: NonNegInt = 0  # 0: the largest rank among the adapters
     # 0: as many as the adapters served at start (at least 1), or RUNTIME_LORAS with ALLOW_RUNTIME_LORA
     max_loras: NonNegInt = 0
     allow_runtime_lora: bool = False  # VLLM_ALLOW_RUNTIME_LORA_UPDATING for `ftk lora load|unload`
+    lora_registry: Path = Path("")  # adapters `ftk lora load` put on every replica; empty: RUNS_DIR/serve/adapters.json
     tensor_parallel_size: PositiveInt = 1
     gpu_memory_utilization: Annotated[float, Field(gt=0, le=1)] = 0.9
     max_model_len: PositiveInt = 2048
@@ -174,6 +178,14 @@ class Settings(BaseSettings):
     # auto: --enforce-eager on CPU hosts, where torch.compile costs minutes of start-up for little speed
     vllm_enforce_eager: Literal["auto", "true", "false"] = "auto"
     serve_venv: Path = Path("")  # venv whose python runs vLLM; empty: .venvs/serve (or python3 in containers)
+
+    # --- release -------------------------------------------------------------------------------------
+    release_file: Path = Path(
+        ""
+    )  # the release SERVE_MODEL_PATH=release serves, and its history; empty: RUNS_DIR/release/release.json
+    release_ready_timeout: PositiveInt = 900  # seconds a candidate's vLLM may take to become ready
+    release_drain_timeout: PositiveInt = 120  # seconds the old server may finish its requests before it stops
+    release_eval: bool = False  # true: `ftk eval`'s gate must pass too before a promote switches
 
     # --- gateway -------------------------------------------------------------------------------------
     gateway_server_name: str = "localhost"
@@ -387,10 +399,45 @@ class Settings(BaseSettings):
     @property
     def resolved_serve_model_path(self) -> Path:
         """The model vLLM serves: SERVE_MODEL_PATH, else the merged model if present, else the base model."""
+        if str(self.serve_model_path) == "release":
+            return self.release_model_path
         if str(self.serve_model_path) not in ("", "."):
             return self.path("serve_model_path")
         merged = self.resolved_merged_path
         return merged if (merged / "config.json").is_file() else self.base_model_path
+
+    @property
+    def resolved_lora_registry(self) -> Path:
+        if str(self.lora_registry) not in ("", "."):
+            return self.path("lora_registry")
+        return self.path("runs_dir") / "serve" / "adapters.json"
+
+    @property
+    def resolved_release_file(self) -> Path:
+        if str(self.release_file) not in ("", "."):
+            return self.path("release_file")
+        return self.path("runs_dir") / "release" / "release.json"
+
+    @property
+    def serves_release(self) -> bool:
+        return str(self.serve_model_path) == "release"
+
+    def release_current(self) -> dict[str, Any]:
+        """The current entry of RELEASE_FILE (`ftk release promote` writes it), {} when none."""
+        try:
+            data = json.loads(self.resolved_release_file.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return {}
+        current = data.get("current") if isinstance(data, dict) else None
+        return current if isinstance(current, dict) else {}
+
+    @property
+    def release_model_path(self) -> Path:
+        """The folder of the current release; a path that does not exist (and names the fix) when none."""
+        current = self.release_current()
+        if current.get("path"):
+            return paths.resolve(current["path"])
+        return self.resolved_release_file.with_name("no-release-promoted-yet(ftk release promote RUN_ID)")
 
     @property
     def dataset_names(self) -> list[str]:
@@ -398,9 +445,12 @@ class Settings(BaseSettings):
 
     @property
     def vllm_servers(self) -> list[str]:
-        """host:port of each vLLM the gateway balances and Prometheus scrapes: VLLM_UPSTREAMS, else
+        """host:port of each vLLM the gateway balances and Prometheus scrapes: the current release's server
+        (SERVE_MODEL_PATH=release, once `ftk release promote` started one), else VLLM_UPSTREAMS, else
         VLLM_HOST:VLLM_PORT; a wildcard address (0.0.0.0, ::) is reached on loopback."""
-        items = split_list(self.vllm_upstreams) or [f"{bracketed(self.vllm_host)}:{self.vllm_port}"]
+        upstream = self.release_current().get("upstream") if self.serves_release else None
+        items = [upstream] if upstream else split_list(self.vllm_upstreams)
+        items = items or [f"{bracketed(self.vllm_host)}:{self.vllm_port}"]
         return [f"{bracketed(local_address(host))}:{port}" for host, _, port in (i.rpartition(":") for i in items)]
 
 

@@ -56,3 +56,17 @@ def key_file(s: Settings) -> Result:
     if mode & 0o077:
         return failed(f"VLLM_API_KEY_FILE={path} has mode {mode:o}: others can read the key", f"chmod 600 {path}")
     return passed(f"{path} (mode {mode:o})")
+
+
+@check("release pointer", stage="serve", order=35)
+def release_pointer(s: Settings) -> Result:
+    """SERVE_MODEL_PATH=release: RELEASE_FILE names a current release (`ftk release promote` writes it)."""
+    if not s.serves_release:
+        return passed(f"not used (SERVE_MODEL_PATH={s.serve_model_path or 'empty'})")
+    current = s.release_current()
+    if not current.get("path"):
+        return failed(
+            f"SERVE_MODEL_PATH=release but {s.resolved_release_file} names no current release",
+            "promote one: ftk release promote RUN_ID (ftk release list shows the merged models)",
+        )
+    return passed(f"release {current.get('run_id')} ({current['path']}), promoted {current.get('at', '?')}")

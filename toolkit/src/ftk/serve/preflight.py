@@ -12,6 +12,7 @@ from pathlib import Path
 
 from ftk.hf.folder import problems as folder_problems
 from ftk.hf.modelinfo import ModelInfo
+from ftk.serve import registry
 from ftk.serve.adapters import Adapter, check_adapter, check_names, parse_lora_modules, vllm_rank
 from ftk.settings import Settings
 
@@ -83,6 +84,12 @@ def run(settings: Settings) -> Report:
         )
 
     pairs = parse_lora_modules(settings.lora_modules)
+    try:  # the adapters `ftk lora load` registered: a started or restarted vLLM serves them too
+        registered = registry.read(settings.resolved_lora_registry)
+    except ValueError as err:
+        report.problems.append(str(err))
+        registered = []
+    pairs += [(e.name, Path(e.path)) for e in registered if e.name not in {name for name, _ in pairs}]
     report.problems += check_names([name for name, _ in pairs], settings.served_model_name)
     for name, adapter_path in pairs:
         try:

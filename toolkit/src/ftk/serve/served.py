@@ -36,6 +36,7 @@ class Served:
     port: int = field(default_factory=free_port)
     proc: subprocess.Popen[bytes] | None = None
     startup: float = 0.0
+    key_path: Path | None = None  # the shared key file (a release behind the gateway); default: one in `work`
 
     @property
     def url(self) -> str:
@@ -43,7 +44,7 @@ class Served:
 
     @property
     def key_file(self) -> Path:
-        return self.work / "vllm_api_key"
+        return self.key_path or self.work / "vllm_api_key"
 
     @property
     def log(self) -> Path:
