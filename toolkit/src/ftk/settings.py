@@ -136,6 +136,7 @@ class Settings(BaseSettings):
     node_rank: NonNegInt = 0
     master_addr: str = "127.0.0.1"
     master_port: Port = 29500
+    nproc_per_node: PositiveInt = 1  # processes (GPUs) per node when FORCE_TORCHRUN or NNODES > 1
 
     # --- merge ---------------------------------------------------------------------------------------
     merge_recipe: Path = Path("configs/merge/lora_merge.yaml")
@@ -220,6 +221,17 @@ class Settings(BaseSettings):
     eval_max_length: PositiveInt = 48
     eval_judge: str = ""  # NAME=MODEL[@URL] of a judge model (optional score 0-10 per answer); empty: none
     eval_report_dir: Path = Path("runs/eval")  # report.json and scores.png of the last run
+
+    # --- kubernetes ----------------------------------------------------------------------------------
+    # `ftk kube render` writes a kustomize overlay of configs/kubernetes/base from these (docs/kubernetes.md).
+    kube_namespace: str = "ftk"
+    kube_out_dir: Path = Path("runs/kubernetes")  # where the overlay is written
+    kube_image_registry: str = ""  # prefix of the ftk images, e.g. registry.example.com/ml; empty: local names
+    kube_prometheus_url: str = "http://prometheus-operated.monitoring.svc:9090"  # KEDA's Prometheus
+    serve_min_replicas: PositiveInt = 1  # vLLM replicas the autoscaler keeps at least
+    serve_max_replicas: PositiveInt = 4  # and at most
+    autoscale_waiting_per_replica: PositiveInt = 4  # vllm:num_requests_waiting per replica that adds one
+    autoscale_kv_cache_ratio: Annotated[float, Field(gt=0, le=1)] = 0.85  # KV-cache use (0-1) that adds one
 
     # --- compose -------------------------------------------------------------------------------------
     # Read by compose.yaml only (GPU hosts); listed here so `ftk env check` validates them too. With compose,
