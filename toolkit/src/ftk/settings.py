@@ -137,6 +137,8 @@ class Settings(BaseSettings):
     master_addr: str = "127.0.0.1"
     master_port: Port = 29500
     nproc_per_node: PositiveInt = 1  # processes (GPUs) per node when FORCE_TORCHRUN or NNODES > 1
+    deepspeed_config: Path = Path("")  # e.g. configs/deepspeed/zero2.json or zero3.json; empty: no DeepSpeed
+    node_sync_timeout: PositiveInt = 120  # seconds a node > 0 waits for node 0's recipe and data hashes
 
     # --- merge ---------------------------------------------------------------------------------------
     merge_recipe: Path = Path("configs/merge/lora_merge.yaml")
@@ -199,6 +201,9 @@ class Settings(BaseSettings):
     monitor_dir: Path = Path("runs/monitor")  # prometheus.yml, data/, pid and log of scripts/monitor.sh
     prometheus_vllm_targets: str = ""  # host:port list; empty: VLLM_UPSTREAMS (or VLLM_HOST:VLLM_PORT)
     prometheus_gateway_targets: str = ""  # host:port list; empty: 127.0.0.1:GATEWAY_METRICS_PORT
+    # host:port whose DNS A records are the vLLM replicas (compose `--scale serve=N`: serve:8000), each scraped
+    # on its own; empty: only the static PROMETHEUS_VLLM_TARGETS
+    prometheus_vllm_dns_sd: str = ""
     prometheus_gpu_targets: str = ""  # NVIDIA DCGM exporter host:port list on GPU hosts; empty: none
 
     # --- smoke ---------------------------------------------------------------------------------------
@@ -278,7 +283,9 @@ class Settings(BaseSettings):
             raise ValueError("write a duration like 15m, 900s or 1h30m")
         return v
 
-    @field_validator("prometheus_vllm_targets", "prometheus_gateway_targets", "prometheus_gpu_targets")
+    @field_validator(
+        "prometheus_vllm_targets", "prometheus_gateway_targets", "prometheus_gpu_targets", "prometheus_vllm_dns_sd"
+    )
     @classmethod
     def _targets(cls, v: str) -> str:
         for item in split_list(v):
