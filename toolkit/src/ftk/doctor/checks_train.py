@@ -9,6 +9,7 @@ from ftk import ports
 from ftk.doctor import resources
 from ftk.doctor.registry import Result, check, failed, passed
 from ftk.settings import Settings
+from ftk.train import nodes
 
 
 @check("gpus", stage="train", order=20)
@@ -23,7 +24,7 @@ def runs_disk(s: Settings) -> Result:
 
 @check("processes per node", stage="train", order=22)
 def nproc_per_node(s: Settings) -> Result:
-    if not (s.force_torchrun or s.nnodes > 1):
+    if not nodes.uses_torchrun(s):
         return passed("one process (FORCE_TORCHRUN=false, NNODES=1)", f"NPROC_PER_NODE={s.nproc_per_node}")
     if s.train_gpus == 0:  # CPU: torchrun's processes share the cores through gloo
         return passed(f"{s.nproc_per_node} process(es) on CPU (gloo)", f"NPROC_PER_NODE={s.nproc_per_node}")
@@ -35,8 +36,10 @@ def rendezvous(s: Settings) -> Result:
     """Node 0 binds MASTER_PORT; every other node must reach MASTER_ADDR:MASTER_PORT (node 0 started first: it
     listens once its own preflight passed, so this waits up to NODE_SYNC_TIMEOUT)."""
     item = f"MASTER_ADDR={s.master_addr} MASTER_PORT={s.master_port}"
-    if s.nnodes == 1 and not s.force_torchrun:
+    if not nodes.uses_torchrun(s):
         return passed("single process: no rendezvous", item)
+    if s.nnodes == 1:
+        return passed("one node: torchrun's rendezvous is local", item)
     if s.node_rank >= s.nnodes:
         return failed(f"NODE_RANK={s.node_rank} but NNODES={s.nnodes}", "ranks are 0 to NNODES-1", item)
     if s.node_rank == 0:

@@ -116,7 +116,7 @@ def check_template_drift(config: Path) -> None:
 def launcher_env(s: Settings) -> dict[str, str]:
     """LLaMA-Factory reads these to launch torchrun across GPUs and nodes."""
     env = {k: v for k, v in os.environ.items() if k != "FORCE_TORCHRUN"}
-    if s.force_torchrun:
+    if nodes.uses_torchrun(s):
         env["FORCE_TORCHRUN"] = "1"
     env.update({"NNODES": str(s.nnodes), "NODE_RANK": str(s.node_rank), "NPROC_PER_NODE": str(s.nproc_per_node)})
     env.update({"MASTER_ADDR": s.master_addr, "MASTER_PORT": str(s.master_port)})

@@ -26,6 +26,12 @@ def multi_node(s: Settings) -> bool:
     return s.nnodes > 1
 
 
+def uses_torchrun(s: Settings) -> bool:
+    """LLaMA-Factory starts torchrun only when FORCE_TORCHRUN is set or it sees several GPUs: ftk sets it for
+    every run of more than one process (CPU processes included)."""
+    return s.force_torchrun or s.nnodes > 1 or s.nproc_per_node > 1
+
+
 def fingerprint(config: dict[str, Any], data_files: dict[str, list[Path]]) -> dict[str, Any]:
     same = {k: v for k, v in config.items() if k not in NODE_LOCAL_KEYS}
     recipe = yaml.safe_dump(same, sort_keys=True)
