@@ -553,3 +553,20 @@ def test_cpu_images_build_from_the_same_dockerfiles_on_a_debian_base():
         assert cpu[name]["build"]["dockerfile"] == services()[name]["build"]["dockerfile"], name
         args = cpu[name]["build"]["args"]
         assert base in (args.get("BASE_IMAGE"), args.get("VLLM_IMAGE")), f"{name}: build args {args}"
+
+
+def test_multinode_override_runs_train_on_the_host_network():
+    """compose.multinode.yaml: the documented `docker compose run -e NODE_RANK=N train` per node resolves to the
+    same train service (script, mounts, GPUs) on the host network, torchrun forced."""
+    cmd = [str(compose_bin()), "-f", str(COMPOSE_FILE), "-f", str(HOME / "compose.multinode.yaml")]
+    cmd += ["--project-directory", str(HOME), "--env-file", str(ENV_EXAMPLE), "--profile", "train"]
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": "/nonexistent", "DOCKER_CONFIG": "/nonexistent"}
+    r = subprocess.run([*cmd, "config", "--format", "json"], capture_output=True, text=True, env=env, timeout=60)
+    assert r.returncode == 0, r.stderr
+    train = json.loads(r.stdout)["services"]["train"]
+    assert train["network_mode"] == "host" and train["environment"]["FORCE_TORCHRUN"] == "true"
+    assert (
+        train["entrypoint"] == services()["train"]["entrypoint"] and train["volumes"] == services()["train"]["volumes"]
+    )
+    assert train["deploy"] == services()["train"]["deploy"]
+    assert "NODE_RANK=1" in (HOME / "compose.multinode.yaml").read_text()
