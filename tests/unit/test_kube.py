@@ -89,6 +89,15 @@ def test_gateway_config_is_rendered_by_the_gateway_script_like_compose(docs: lis
     assert init["command"] == ["/app/scripts/gateway.sh", "--render-only"]
     env = {e["name"]: e["value"] for e in init["env"]}
     assert env["VLLM_UPSTREAMS"] == "vllm:8000" and env["API_KEYS_FILE"].startswith("/run/secrets/")
+    # docker/nginx/templates reach the toolkit image as a ConfigMap, mounted where the renderer reads them
+    mount = next(m for m in init["volumeMounts"] if m["name"] == "nginx-templates")
+    assert mount["mountPath"] == "/app/docker/nginx/templates"
+    cm = one(docs, "ConfigMap", "ftk-nginx-templates")
+    volume = next(v for v in gw["spec"]["template"]["spec"]["volumes"] if v["name"] == "nginx-templates")
+    assert volume["configMap"]["name"] == cm["metadata"]["name"]
+    top = HOME / "docker" / "nginx" / "templates"
+    by_path = {i["path"]: cm["data"][i["key"]] for i in volume["configMap"]["items"]}
+    assert by_path == {str(f.relative_to(top)): f.read_text() for f in top.rglob("*.template")}
     compose_nginx = yaml.safe_load(COMPOSE.read_text())["services"]["gateway"]["image"]
     assert nginx["image"] == compose_nginx == overlay.NGINX_IMAGE
 

@@ -127,7 +127,11 @@ def train(s: Settings, config: Path, resumed: Path | None) -> None:
     log = s.run_dir / "train.log"
     info(f"training: llamafactory-cli train {config}{f' (resuming from {resumed})' if resumed else ''}; log {log}")
     started = time.time()
-    if run_logged([venv_tool("train", "llamafactory-cli"), "train", str(config)], log, launcher_env(s)) != 0:
+    cli = venv_tool("train", "llamafactory-cli")
+    env = launcher_env(s)
+    # LLaMA-Factory's launcher runs `torchrun` from PATH: the one next to llamafactory-cli (the train venv)
+    env["PATH"] = os.pathsep.join([str(Path(cli).parent), env.get("PATH", os.defpath)])
+    if run_logged([cli, "train", str(config)], log, env) != 0:
         raise UserError(
             f"training failed (log: {log}); fix the cause and run scripts/train.sh again: it resumes from the "
             "last checkpoint"
