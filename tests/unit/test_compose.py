@@ -281,7 +281,9 @@ def test_monitor_script_renders_a_valid_config_with_the_compose_targets(tmp_path
     config = yaml.safe_load((tmp_path / "prometheus.yml").read_text())
     targets = {job["job_name"]: job["static_configs"][0]["targets"] for job in config["scrape_configs"]}
     vllm_port, metrics_port = env_example()["VLLM_PORT"], env_example()["GATEWAY_METRICS_PORT"]
-    assert targets["vllm"] == [f"serve:{vllm_port}"], targets
+    assert targets["vllm"] == [], "no static vLLM target: DNS discovery finds every replica"
+    vllm = next(job for job in config["scrape_configs"] if job["job_name"] == "vllm")
+    assert vllm["dns_sd_configs"] == [{"names": ["serve"], "type": "A", "port": int(vllm_port)}], vllm
     assert set(targets["gateway"]) == {f"gateway-metrics:{metrics_port}", "nginx-exporter:9113"}, targets
     assert targets["gpu"] == ["dcgm-exporter:9400"], targets
     assert targets["prometheus"] == ["127.0.0.1:9090"], "Prometheus scrapes itself inside its container"
@@ -327,6 +329,23 @@ def test_gateway_config_values_are_the_compose_ones(monkeypatch):
     assert f"listen 0.0.0.0:{https} ssl" in conf and f"listen 0.0.0.0:{internal};" in conf
     assert "ssl_certificate /run/secrets/tls_cert;" in conf and "ssl_certificate_key /run/secrets/tls_key;" in conf
     assert "include /app/runs/gateway/conf/api_keys.conf;" in conf
+
+
+def test_serve_scales_to_replicas_behind_one_name():
+    """`docker compose --profile serve up --scale serve=N`: the replicas share the name `serve`, which nginx
+    resolves to every replica's address (one upstream server each) and Prometheus discovers by its A records;
+    nothing in the service pins it to one container (container_name, published ports, a fixed address)."""
+    serve = services()["serve"]
+    assert "container_name" not in serve and not serve.get("ports"), "a fixed name or port stops --scale"
+    assert not any(isinstance(n, dict) and n.get("ipv4_address") for n in (serve.get("networks") or {}).values())
+    port = env_example()["VLLM_PORT"]
+    assert services()["gateway-config"]["environment"]["VLLM_UPSTREAMS"] == f"serve:{port}"
+    assert services()["monitor-config"]["environment"]["PROMETHEUS_VLLM_DNS_SD"] == f"serve:{port}"
+    assert services()["gateway"]["depends_on"]["serve"] == {
+        "condition": "service_healthy",
+        "restart": True,
+        "required": True,
+    }
 
 
 # ----- variables, ports, GPUs, health, images, secrets -------------------------------------------------
@@ -534,3 +553,20 @@ def test_cpu_images_build_from_the_same_dockerfiles_on_a_debian_base():
         assert cpu[name]["build"]["dockerfile"] == services()[name]["build"]["dockerfile"], name
         args = cpu[name]["build"]["args"]
         assert base in (args.get("BASE_IMAGE"), args.get("VLLM_IMAGE")), f"{name}: build args {args}"
+
+
+def test_multinode_override_runs_train_on_the_host_network():
+    """compose.multinode.yaml: the documented `docker compose run -e NODE_RANK=N train` per node resolves to the
+    same train service (script, mounts, GPUs) on the host network, torchrun forced."""
+    cmd = [str(compose_bin()), "-f", str(COMPOSE_FILE), "-f", str(HOME / "compose.multinode.yaml")]
+    cmd += ["--project-directory", str(HOME), "--env-file", str(ENV_EXAMPLE), "--profile", "train"]
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": "/nonexistent", "DOCKER_CONFIG": "/nonexistent"}
+    r = subprocess.run([*cmd, "config", "--format", "json"], capture_output=True, text=True, env=env, timeout=60)
+    assert r.returncode == 0, r.stderr
+    train = json.loads(r.stdout)["services"]["train"]
+    assert train["network_mode"] == "host" and train["environment"]["FORCE_TORCHRUN"] == "true"
+    assert (
+        train["entrypoint"] == services()["train"]["entrypoint"] and train["volumes"] == services()["train"]["volumes"]
+    )
+    assert train["deploy"] == services()["train"]["deploy"]
+    assert "NODE_RANK=1" in (HOME / "compose.multinode.yaml").read_text()

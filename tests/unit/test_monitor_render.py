@@ -86,3 +86,18 @@ def test_the_template_takes_only_the_values_the_renderer_fills() -> None:
     text = prometheus_conf.template_path().read_text()
     values = prometheus_conf.template_values(settings(), prometheus_conf.rules_dir())
     assert set(prometheus_conf.conf_template.PLACEHOLDER_RE.findall(text)) == set(values)
+
+
+def test_dns_discovery_scrapes_every_replica_of_one_name(tmp_path: Path) -> None:
+    """PROMETHEUS_VLLM_DNS_SD (compose `--scale serve=N`): one target per A record, no static vLLM target; without
+    it no DNS block at all (Prometheus refuses an empty name list)."""
+    config = yaml.safe_load(prometheus_conf.render(settings(prometheus_vllm_dns_sd="serve:8000")))
+    vllm = next(job for job in config["scrape_configs"] if job["job_name"] == "vllm")
+    assert vllm["dns_sd_configs"] == [{"names": ["serve"], "type": "A", "port": 8000}]
+    assert vllm["static_configs"][0]["targets"] == []
+    plain = yaml.safe_load(prometheus_conf.render(settings()))
+    assert all("dns_sd_configs" not in job for job in plain["scrape_configs"])
+    if shutil.which("promtool") is None:
+        pytest.fail("promtool is missing: run `make setup` (scripts/setup.sh debian)")
+    stage.run(settings(monitor_dir=str(tmp_path), prometheus_vllm_dns_sd="serve:8000"), "render")
+    assert "SUCCESS" in (tmp_path / "promtool.log").read_text()

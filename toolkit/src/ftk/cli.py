@@ -31,6 +31,7 @@ COMMANDS = (
     "gateway",
     "gpu_check",
     "init",
+    "kube",
     "lora",
     "merge",
     "model",

@@ -144,6 +144,9 @@ class Settings(BaseSettings):
     node_rank: NonNegInt = 0
     master_addr: str = "127.0.0.1"
     master_port: Port = 29500
+    nproc_per_node: PositiveInt = 1  # processes (GPUs) per node when FORCE_TORCHRUN or NNODES > 1
+    deepspeed_config: Path = Path("")  # e.g. configs/deepspeed/zero2.json or zero3.json; empty: no DeepSpeed
+    node_sync_timeout: PositiveInt = 120  # seconds a node > 0 waits for node 0's recipe and data hashes
 
     # --- merge ---------------------------------------------------------------------------------------
     merge_recipe: Path = Path("configs/merge/lora_merge.yaml")
@@ -218,6 +221,9 @@ class Settings(BaseSettings):
     monitor_dir: Path = Path("runs/monitor")  # prometheus.yml, data/, pid and log of scripts/monitor.sh
     prometheus_vllm_targets: str = ""  # host:port list; empty: VLLM_UPSTREAMS (or VLLM_HOST:VLLM_PORT)
     prometheus_gateway_targets: str = ""  # host:port list; empty: 127.0.0.1:GATEWAY_METRICS_PORT
+    # host:port whose DNS A records are the vLLM replicas (compose `--scale serve=N`: serve:8000), each scraped
+    # on its own; empty: only the static PROMETHEUS_VLLM_TARGETS
+    prometheus_vllm_dns_sd: str = ""
     prometheus_gpu_targets: str = ""  # NVIDIA DCGM exporter host:port list on GPU hosts; empty: none
 
     # --- smoke ---------------------------------------------------------------------------------------
@@ -240,6 +246,17 @@ class Settings(BaseSettings):
     eval_max_length: PositiveInt = 48
     eval_judge: str = ""  # NAME=MODEL[@URL] of a judge model (optional score 0-10 per answer); empty: none
     eval_report_dir: Path = Path("runs/eval")  # report.json and scores.png of the last run
+
+    # --- kubernetes ----------------------------------------------------------------------------------
+    # `ftk kube render` writes a kustomize overlay of configs/kubernetes/base from these (docs/kubernetes.md).
+    kube_namespace: str = "ftk"
+    kube_out_dir: Path = Path("runs/kubernetes")  # where the overlay is written
+    kube_image_registry: str = ""  # prefix of the ftk images, e.g. registry.example.com/ml; empty: local names
+    kube_prometheus_url: str = "http://prometheus-operated.monitoring.svc:9090"  # KEDA's Prometheus
+    serve_min_replicas: PositiveInt = 1  # vLLM replicas the autoscaler keeps at least
+    serve_max_replicas: PositiveInt = 4  # and at most
+    autoscale_waiting_per_replica: PositiveInt = 4  # vllm:num_requests_waiting per replica that adds one
+    autoscale_kv_cache_ratio: Annotated[float, Field(gt=0, le=1)] = 0.85  # KV-cache use (0-1) that adds one
 
     # --- compose -------------------------------------------------------------------------------------
     # Read by compose.yaml only (GPU hosts); listed here so `ftk env check` validates them too. With compose,
@@ -286,7 +303,9 @@ class Settings(BaseSettings):
             raise ValueError("write a duration like 15m, 900s or 1h30m")
         return v
 
-    @field_validator("prometheus_vllm_targets", "prometheus_gateway_targets", "prometheus_gpu_targets")
+    @field_validator(
+        "prometheus_vllm_targets", "prometheus_gateway_targets", "prometheus_gpu_targets", "prometheus_vllm_dns_sd"
+    )
     @classmethod
     def _targets(cls, v: str) -> str:
         for item in split_list(v):

@@ -1,8 +1,10 @@
-"""`ftk plan serve`: does the model fit the GPUs, and how many sequences of MAX_MODEL_LEN, before vLLM."""
+"""`ftk plan serve`: does the model fit the GPUs, and how many sequences of MAX_MODEL_LEN, before vLLM;
+`ftk plan replicas`: how many replicas for a request rate; `ftk plan train`: GPUs and ZeRO mode of a LoRA run."""
 
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict
 from pathlib import Path
 
@@ -14,6 +16,7 @@ from ftk.console import EXIT_INVALID, EXIT_USAGE, console, fail
 from ftk.hf.modelinfo import ModelInfo
 from ftk.serve import plan as planner
 from ftk.settings import get_settings
+from ftk.train import plan as train_plan
 
 plan_app = typer.Typer(help="Plan resources before starting a stage.", no_args_is_help=True)
 
@@ -146,6 +149,88 @@ def plan_serve(
             f"[yellow]note:[/] only {chosen.sequences} of MAX_NUM_SEQS={s.num_seqs(cpu=False)} full-length "
             "sequences fit at once; vLLM queues the rest (fine when prompts are short)"
         )
+
+
+@plan_app.command("train")
+def plan_train(
+    model: Path = typer.Option(None, "--model", help="Model folder (default: the base model, MODEL_ID)."),
+    gpu_memory: str = typer.Option("", "--gpu-memory", help="Memory of one GPU, e.g. 80GiB (default: nvidia-smi)."),
+    max_gpus: int = typer.Option(8, "--max-gpus", min=1, help="Largest GPU count to show (1, 2, 4 ... up to it)."),
+    rank: int = typer.Option(0, "--lora-rank", min=0, help="LoRA rank (default: LORA_RANK, else 8)."),
+    batch: int = typer.Option(
+        0, "--batch", min=0, help="Per-GPU batch (default: PER_DEVICE_TRAIN_BATCH_SIZE, else 1)."
+    ),
+    cutoff: int = typer.Option(0, "--cutoff-len", min=0, help="Tokens per sample (default: CUTOFF_LEN, else 2048)."),
+    tokens: int = typer.Option(0, "--tokens", min=0, help="Tokens to train on (samples x length x epochs)."),
+    tokens_per_s: float = typer.Option(
+        0.0, "--tokens-per-second", min=0, help="Measured tokens/s of ONE GPU (train manifest or `make bench`)."
+    ),
+    overhead: str = typer.Option("2GiB", "--overhead", help="Per-GPU memory for CUDA context and buffers."),
+) -> None:
+    """Memory per GPU of a LoRA run on 1, 2, 4 ... GPUs (DDP, ZeRO-2, ZeRO-3), and hours for --tokens."""
+    s = get_settings()
+    folder = paths.resolve(model) if model else s.base_model_path
+    if not (folder / "config.json").is_file():
+        fail(f"{folder}/config.json not found; give --model FOLDER or set MODEL_ID")
+    info = ModelInfo.load(folder)
+    smi = planner.gpu_memory_from_smi()
+    try:
+        gpu_bytes = planner.parse_size(gpu_memory) if gpu_memory else (smi[1] if smi else 0)
+        overhead_bytes = planner.parse_size(overhead)
+    except ValueError as err:
+        fail(f"--gpu-memory/--overhead: {err}", EXIT_USAGE)
+    if not gpu_bytes:
+        fail("no GPU visible (nvidia-smi); give --gpu-memory, e.g. --gpu-memory 80GiB", EXIT_USAGE)
+    sizes = planner.model_sizes(info, "bfloat16")
+    inter = int(info.text_value("intermediate_size", 4 * info.hidden_size))
+    r = rank or s.lora_rank or 8
+    lora = train_plan.lora_params(
+        info.hidden_size, inter, info.num_attention_heads, info.num_kv_heads, info.head_dim, info.num_layers, r
+    )
+    b, c = batch or s.per_device_train_batch_size or 1, cutoff or s.cutoff_len or 2048
+    acts = train_plan.activation_bytes(b, c, info.hidden_size, info.num_layers, sizes.dtype_bytes)
+    counts = [n for n in (1, 2, 4, 8, 16, 32, 64) if n <= max_gpus]
+    found = train_plan.rows(sizes.weight_bytes, lora, acts, gpu_bytes, overhead_bytes, counts, tokens, tokens_per_s)
+    table = Table(
+        title=f"LoRA training of {folder.name}: {sizes.params / 1e9:.2f} B params, rank {r} ({lora / 1e6:.1f} M "
+        f"trainable), batch {b} x {c} tokens per GPU, {planner.human(gpu_bytes)} GPUs (estimate)"
+    )
+    for col in ("GPUs", "mode", "weights", "LoRA+Adam", "activations", "total/GPU", "fits", "hours"):
+        table.add_column(col, justify="right")
+    for row in found:
+        hours = f"{row.hours:.1f}" if row.hours is not None else "-"
+        table.add_row(
+            str(row.gpus), row.zero, planner.human(row.weights), planner.human(row.lora_state),
+            planner.human(row.activations), planner.human(row.total), _yes(row.fits), hours,
+        )  # fmt: skip
+    console.print(table)
+    fitting = next((row for row in found if row.fits), None)
+    if fitting is None:
+        fail("no layout fits; use QLoRA (QUANTIZATION_BIT=4), a shorter CUTOFF_LEN, or bigger GPUs", EXIT_INVALID)
+    console.print(
+        f"fewest GPUs: {fitting.gpus} ({fitting.zero}; .env: NPROC_PER_NODE={fitting.gpus}"
+        + (f", DEEPSPEED_CONFIG=configs/deepspeed/{fitting.zero}.json" if fitting.zero != "ddp" else "")
+        + "); more GPUs cut the time, not the memory, unless ZeRO-3"
+    )
+
+
+@plan_app.command("replicas")
+def plan_replicas(
+    rate: float = typer.Option(..., "--rate", min=0, help="Requests per second to serve at peak."),
+    replica_rps: float = typer.Option(
+        ..., "--replica-rps", min=0.001, help="Requests/s ONE replica sustains (measured: `make bench` on it)."
+    ),
+    headroom: float = typer.Option(0.7, "--headroom", min=0.1, max=1.0, help="Share of that to plan with."),
+) -> None:
+    """vLLM replicas (and GPUs: replicas x TENSOR_PARALLEL_SIZE) for a request rate, from a measured figure."""
+    s = get_settings()
+    replicas = max(1, math.ceil(rate / (replica_rps * headroom)))
+    table = Table(title="Serving replicas", show_header=False)
+    table.add_row("peak rate", f"{rate:g} req/s")
+    table.add_row("one replica", f"{replica_rps:g} req/s measured, planned at {headroom:.0%}")
+    table.add_row("replicas", f"{replicas} (SERVE_MIN_REPLICAS..SERVE_MAX_REPLICAS for the autoscaler)")
+    table.add_row("GPUs", f"{replicas * s.tensor_parallel_size} (TENSOR_PARALLEL_SIZE={s.tensor_parallel_size} each)")
+    console.print(table)
 
 
 def register(app: typer.Typer) -> None:

@@ -26,11 +26,22 @@ def yaml_list(items: list[str]) -> str:
 def targets(s: Settings) -> dict[str, list[str]]:
     """Scrape targets per job: vLLM directly (each replica: through the balancing gateway each scrape would hit
     another one), the gateway's exporters, the GPU exporter."""
+    static = split_list(s.prometheus_vllm_targets)
     return {
-        "vllm": split_list(s.prometheus_vllm_targets) or s.vllm_servers,
+        # DNS discovery alone finds the replicas; without it, the gateway's upstreams are the default
+        "vllm": static or ([] if s.prometheus_vllm_dns_sd else s.vllm_servers),
         "gateway": split_list(s.prometheus_gateway_targets) or [f"127.0.0.1:{s.gateway_metrics_port}"],
         "gpu": split_list(s.prometheus_gpu_targets),
     }
+
+
+def dns_sd(s: Settings) -> dict[str, str]:
+    """The vLLM job's DNS discovery of PROMETHEUS_VLLM_DNS_SD as one YAML line, or nothing (an empty name list
+    is refused by Prometheus)."""
+    if not s.prometheus_vllm_dns_sd:
+        return {"PROMETHEUS_VLLM_DNS_SD": ""}
+    host, _, port = s.prometheus_vllm_dns_sd.rpartition(":")
+    return {"PROMETHEUS_VLLM_DNS_SD": f"dns_sd_configs: [{{names: ['{host}'], type: A, port: {port}}}]"}
 
 
 def template_values(s: Settings, rules: Path) -> dict[str, str]:
@@ -40,6 +51,7 @@ def template_values(s: Settings, rules: Path) -> dict[str, str]:
         "PROMETHEUS_RULES_DIR": str(rules),
         "PROMETHEUS_SELF_TARGET": f"{bracketed(local_address(s.prometheus_bind))}:{s.prometheus_port}",
         "PROMETHEUS_VLLM_TARGETS": yaml_list(jobs["vllm"]),
+        **dns_sd(s),
         "PROMETHEUS_GATEWAY_TARGETS": yaml_list(jobs["gateway"]),
         "PROMETHEUS_GPU_TARGETS": yaml_list(jobs["gpu"]),
     }

@@ -34,7 +34,8 @@ def run(s: Settings, mode: Mode, rules: Path | None = None) -> None:
     write_atomic(config, prometheus_conf.render(s, rules), mode=0o644)
     promtool_check(config)
     jobs = prometheus_conf.targets(s)
-    info(f"rendered {config} (vllm: {', '.join(jobs['vllm'])}; gateway: {', '.join(jobs['gateway'])}; rules: {rules})")
+    vllm = [*jobs["vllm"], *([f"every A record of {s.prometheus_vllm_dns_sd}"] if s.prometheus_vllm_dns_sd else [])]
+    info(f"rendered {config} (vllm: {', '.join(vllm)}; gateway: {', '.join(jobs['gateway'])}; rules: {rules})")
     if mode == "render":
         return
     binary = shutil.which("prometheus")
