@@ -20,7 +20,7 @@ venv_stamp() {
 # torch, CUDA and vLLM files the venvs share are stored once (measured on 2 cores: the serve venv in 27 s, pip
 # took minutes). Pinned so set-up is reproducible; it lives in a venv of its own, made with pip.
 FTK_UV_VERSION=0.13.9
-FTK_UV="$FTK_VENVS/uv/bin/uv"
+FTK_UV="${FTK_UV:-$FTK_VENVS/uv/bin/uv}" # a uv of the pinned version elsewhere can stand in (the bats tests)
 # The cache sits next to the venvs, on the same disk, so uv links instead of copying (`make clean` removes it).
 export UV_CACHE_DIR="${UV_CACHE_DIR:-$FTK_VENVS/.uv-cache}" UV_PYTHON_DOWNLOADS=never UV_NO_PROGRESS=1
 
