@@ -136,7 +136,7 @@ stage_model() {
 	else
 		"$FTK" model default
 	fi
-	"$FTK" doctor --stage train >/dev/null || "$FTK" doctor --stage train # the table only when a check fails
+	# no `ftk doctor --stage train` here: the train stage runs those same checks first (ftk run train)
 }
 
 stage_dataset() {
