@@ -72,3 +72,25 @@ CONF
 	[ "$status" -eq 0 ]
 	[[ "$output" == *"installing"* ]] && [ ! -e "$FTK_VENVS/tiny/marker" ]
 }
+
+@test "setup.sh: model, train and serve run side by side; a failed one is named and stops the set-up" {
+	local d="$FTK_HOME/scripts/setup.d"
+	mkdir -p "$d"
+	# a stand-in uv of the pinned version (ensure_uv runs before the side-by-side steps start)
+	printf '#!/bin/sh\necho "uv %s"\n' "$(bash -c "source '$FTK_REPO/scripts/lib/venv.sh'; echo \$FTK_UV_VERSION")" >"$BATS_TEST_TMPDIR/uv"
+	chmod +x "$BATS_TEST_TMPDIR/uv"
+	export FTK_UV="$BATS_TEST_TMPDIR/uv" M="$BATS_TEST_TMPDIR/marks"
+	mkdir -p "$M"
+	# train waits for serve's mark: it finishes only if both run at once
+	echo 'setup_train() { for _ in $(seq 50); do [[ -e $M/serve ]] && { touch $M/train; return 0; }; sleep 0.1; done; return 1; }' >"$d/40-train.sh"
+	echo 'setup_serve() { touch $M/serve; }' >"$d/50-serve.sh"
+	echo 'setup_model() { return 3; }' >"$d/30-model.sh"
+	echo 'setup_after() { touch $M/after; }' >"$d/60-after.sh"
+	run "$FTK_REPO/scripts/setup.sh" model train serve after
+	[ "$status" -ne 0 ]
+	[[ "$output" == *"setup step(s) model failed"* ]]
+	[ -e "$M/train" ] && [ -e "$M/serve" ] && [ ! -e "$M/after" ]
+	echo 'setup_model() { :; }' >"$d/30-model.sh"
+	run "$FTK_REPO/scripts/setup.sh" model train serve after
+	[ "$status" -eq 0 ] && [ -e "$M/after" ]
+}
