@@ -23,6 +23,10 @@ FTK_UV_VERSION=0.13.9
 FTK_UV="${FTK_UV:-$FTK_VENVS/uv/bin/uv}" # a uv of the pinned version elsewhere can stand in (the bats tests)
 # The cache sits next to the venvs, on the same disk, so uv links instead of copying (`make clean` removes it).
 export UV_CACHE_DIR="${UV_CACHE_DIR:-$FTK_VENVS/.uv-cache}" UV_PYTHON_DOWNLOADS=never UV_NO_PROGRESS=1
+# .pyc files at install, as pip writes them: where PYTHONDONTWRITEBYTECODE=1 (this machine, some CI images) Python
+# never writes them itself, and each process then compiles torch and transformers again (measured: import
+# transformers, torch took 57 s of wall time without them, 23 s with, on the same loaded machine)
+export UV_COMPILE_BYTECODE=1
 
 # ensure_uv: the pinned uv in $FTK_VENVS/uv; quiet when it is there. Installed by the python's own pip with
 # --target (no venv to make first: that took 30 s of a 2-core machine under load), else by a venv's pip.
