@@ -6,11 +6,12 @@ source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 FTK_VENVS="${FTK_VENVS:-$FTK_HOME/.venvs}"
 FTK_PYTHON="${FTK_PYTHON:-python3}"
 
-# venv_stamp REQFILE [POST_FN]: what the venv was built from (requirements, post-install step, python).
+# venv_stamp REQFILE [POST_FN]: what the venv was built from (requirements, post-install step, python, installer).
 venv_stamp() {
 	local req="$1" post="${2:-}"
 	{
 		cat "$req"
+		printf 'uv %s compile-bytecode\n' "$FTK_UV_VERSION"
 		[[ -n "$post" ]] && declare -f "$post"
 		"$FTK_PYTHON" -c 'import sys; print(sys.version)'
 	} | sha256sum | cut -d' ' -f1
