@@ -1,26 +1,27 @@
 #!/usr/bin/env bash
 # Usage: scripts/demo.sh [--help] [--fresh] [--down]
 #
-# The whole pipeline on the embedded default model (`make demo`; `make setup` runs first):
+# The pipeline on the embedded default model (`make demo` sets up what it runs first), ending in a smoke test
+# through the TLS gateway that the fine-tuned adapter answers:
 #   model     models/SmolLM2-135M-Instruct is there (ftk model default)
-#   dataset   register data/identity.json as `identity` (ASSISTANT_NAME / ASSISTANT_AUTHOR filled in), and
-#             data/preferences.json as `preferences`
+#   dataset   register data/identity.json as `identity` (ASSISTANT_NAME / ASSISTANT_AUTHOR filled in)
 #   train     LoRA SFT with the CPU recipe: scripts/train.sh, RUN_ID=demo -> runs/demo/adapter
-#   merge     scripts/merge.sh -> models/merged/demo
-#   align     a short DPO run on top of the SFT adapter (configs/train/text_lora_dpo_cpu.yaml, DATASETS=preferences,
-#             SFT_ADAPTER_PATH=runs/demo/adapter) -> runs/demo-dpo/adapter, served as `aligned`. DEMO_ALIGN=false
-#             skips it.
 #   keys      a fresh client API key (runs/demo/secrets/, 0600) and the gateway -> vLLM key
 #   serve     vLLM on VLLM_PORT: the base model `base` with the adapter `identity` (scripts/serve.sh, background)
-#   merged    a second vLLM on VLLM_PORT+1 serving the merged model as `merged` (internal only, not behind the
-#             gateway: nginx cannot route by model name without reading bodies). DEMO_MERGED=false skips it.
 #   gateway   nginx with TLS on GATEWAY_HTTPS_PORT (scripts/gateway.sh --daemon) and `ftk gateway metrics`
 #   monitor   Prometheus on PROMETHEUS_PORT (scripts/monitor.sh --daemon)
-#   smoke     `ftk smoke` through the gateway: the adapter answers with ASSISTANT_NAME; the merged model too
-#   eval      `ftk eval` on held-out identity and instruction samples (data/eval_heldout.json): base, adapter,
-#             aligned and merged in one table (runs/demo/eval/report.json, scores.png); fails when the merged
-#             model's answers drift from the adapter's on more than DEMO_EVAL_MAX_DRIFT of them (default 0.5:
-#             vLLM serves in bf16 here, where LoRA and merged weights round differently; DTYPE=float32 gives 0%)
+#   smoke     `ftk smoke` through the gateway: the adapter answers with ASSISTANT_NAME
+# Opt-in parts (off by default so the demo fits 8 minutes on 2 cores; DEMO_FULL=true turns all three on):
+#   DEMO_MERGED=true  merge: scripts/merge.sh -> models/merged/demo; merged: a second vLLM on VLLM_PORT+1 serving
+#             it as `merged` (internal only, not behind the gateway: nginx cannot route by model name without
+#             reading bodies); smoke asks it too
+#   DEMO_ALIGN=true   align: a short DPO run on top of the SFT adapter (configs/train/text_lora_dpo_cpu.yaml,
+#             data/preferences.json registered as `preferences`, SFT_ADAPTER_PATH=runs/demo/adapter)
+#             -> runs/demo-dpo/adapter, served as `aligned`
+#   DEMO_EVAL=true    eval: `ftk eval` on held-out identity and instruction samples (data/eval_heldout.json): base,
+#             adapter (aligned, merged) in one table (runs/demo/eval/report.json, scores.png); with the merged
+#             model, fails when its answers drift from the adapter's on more than DEMO_EVAL_MAX_DRIFT of them
+#             (default 0.5: vLLM serves in bf16 here, where LoRA and merged weights round differently)
 # Then prints a table of stages with times, the endpoint, a curl command and an OpenAI SDK snippet, writes
 # runs/demo/endpoint.json (0600) and leaves the stack running. The last line starts with `DEMO OK`.
 # A failure stops with the stage, the reason and its log (runs/demo/logs/<stage>.log).
@@ -51,7 +52,7 @@ demo_env() {
 	export SERVE_MODEL_PATH="$BASE_MODEL"
 	ALIGN_DIR="$(ftk_path "$RUNS_DIR")/demo-dpo"
 	export LORA_MODULES="$ADAPTER_NAME=$DEMO_DIR/adapter"
-	[[ "${DEMO_ALIGN:-true}" == true ]] && LORA_MODULES+=" $ALIGNED_NAME=$ALIGN_DIR/adapter"
+	demo_opt ALIGN && LORA_MODULES+=" $ALIGNED_NAME=$ALIGN_DIR/adapter"
 	MERGED_DIR="$RESOLVED_MERGED_PATH" # MERGED_MODEL_PATH, else models/merged/demo
 	export MERGED_MODEL_PATH="$MERGED_DIR"
 	export API_KEYS_FILE="$SECRETS_DIR/api_keys" VLLM_API_KEY_FILE="$SECRETS_DIR/vllm_api_key"
@@ -61,7 +62,7 @@ demo_env() {
 	export MERGED_PORT="${DEMO_MERGED_PORT:-$((VLLM_PORT + 1))}"
 	export VLLM_UPSTREAMS="127.0.0.1:$VLLM_PORT"
 	export PROMETHEUS_VLLM_TARGETS="127.0.0.1:$VLLM_PORT"
-	[[ "${DEMO_MERGED:-true}" == true ]] && PROMETHEUS_VLLM_TARGETS+=",127.0.0.1:$MERGED_PORT"
+	demo_opt MERGED && PROMETHEUS_VLLM_TARGETS+=",127.0.0.1:$MERGED_PORT"
 	FTK="$(venv_tool toolkit ftk)"
 	mkdir -p "$STAGES_DIR" "$LOG_DIR" "$PID_DIR"
 	(umask 077 && mkdir -p "$SECRETS_DIR")
@@ -69,6 +70,13 @@ demo_env() {
 }
 
 now() { printf '%s\n' "${EPOCHREALTIME/,/.}"; }
+
+# demo_opt NAME: whether the opt-in part NAME (ALIGN, MERGED, EVAL) runs: DEMO_NAME=true, or DEMO_FULL=true.
+# Off by default so `make demo` fits 8 minutes on 2 cores; each part has its own integration test.
+demo_opt() {
+	local var="DEMO_$1"
+	[[ "${!var:-${DEMO_FULL:-false}}" == true ]]
+}
 
 pid_alive() { pidfile_pid "$PID_DIR/$1.pid" >/dev/null; }
 
@@ -128,12 +136,12 @@ stage_model() {
 	else
 		"$FTK" model default
 	fi
-	"$FTK" doctor --stage train >/dev/null || "$FTK" doctor --stage train # the table only when a check fails
+	# no `ftk doctor --stage train` here: the train stage runs those same checks first (ftk run train)
 }
 
 stage_dataset() {
 	"$FTK" dataset register "$FTK_HOME/data/identity.json" --name identity
-	[[ "${DEMO_ALIGN:-true}" != true ]] || "$FTK" dataset register "$FTK_HOME/data/preferences.json" --name preferences
+	! demo_opt ALIGN || "$FTK" dataset register "$FTK_HOME/data/preferences.json" --name preferences
 }
 
 stage_train() {
@@ -160,10 +168,6 @@ stage_merge() {
 
 # stage_align: DPO on top of the SFT adapter (it goes on training a copy: runs/demo-dpo/adapter).
 stage_align() {
-	if [[ "${DEMO_ALIGN:-true}" != true ]]; then
-		echo "skipped (DEMO_ALIGN=${DEMO_ALIGN:-})"
-		return 0
-	fi
 	local args=()
 	[[ -f "$STAGES_DIR/.fresh" && -d "$ALIGN_DIR/adapter" ]] && args+=(--overwrite)
 	RUN_ID=demo-dpo TRAIN_RECIPE=configs/train/text_lora_dpo_cpu.yaml DATASETS=preferences \
@@ -200,13 +204,13 @@ stage_serve() {
 	if ! pid_alive vllm-base; then
 		start_bg vllm-base "$LOG_DIR/vllm-base.log" "$FTK_HOME/scripts/serve.sh"
 	fi
-	if [[ "${DEMO_MERGED:-true}" == true ]] && ! pid_alive vllm-merged; then
+	if demo_opt MERGED && ! pid_alive vllm-merged; then
 		# started now so both load at once; the `merged` stage waits for it
 		start_bg vllm-merged "$LOG_DIR/vllm-merged.log" env VLLM_PORT="$MERGED_PORT" SERVE_MODEL_PATH="$MERGED_DIR" \
 			SERVED_MODEL_NAME=merged LORA_MODULES= "$FTK_HOME/scripts/serve.sh"
 	fi
 	local names=(base "$ADAPTER_NAME")
-	[[ "${DEMO_ALIGN:-true}" != true ]] || names+=("$ALIGNED_NAME")
+	! demo_opt ALIGN || names+=("$ALIGNED_NAME")
 	wait_vllm vllm-base "$VLLM_PORT" "${names[@]}" || {
 		tail -n 30 "$LOG_DIR/vllm-base.log"
 		return 1
@@ -214,10 +218,6 @@ stage_serve() {
 }
 
 stage_merged() {
-	if [[ "${DEMO_MERGED:-true}" != true ]]; then
-		echo "skipped (DEMO_MERGED=${DEMO_MERGED:-})"
-		return 0
-	fi
 	wait_vllm vllm-merged "$MERGED_PORT" merged || {
 		tail -n 30 "$LOG_DIR/vllm-merged.log"
 		return 1
@@ -258,7 +258,7 @@ probe_merged() {
 
 stage_smoke() {
 	"$FTK" smoke
-	[[ "${DEMO_MERGED:-true}" == true ]] && probe_merged
+	demo_opt MERGED && probe_merged
 	return 0
 }
 
@@ -266,8 +266,8 @@ stage_smoke() {
 stage_eval() {
 	local url="http://127.0.0.1:$VLLM_PORT/v1" args=()
 	args+=(-e "base=base@$url" -e "adapter=$ADAPTER_NAME@$url")
-	[[ "${DEMO_ALIGN:-true}" != true ]] || args+=(-e "$ALIGNED_NAME=$ALIGNED_NAME@$url")
-	if [[ "${DEMO_MERGED:-true}" == true ]]; then
+	! demo_opt ALIGN || args+=(-e "$ALIGNED_NAME=$ALIGNED_NAME@$url")
+	if demo_opt MERGED; then
 		args+=(-e "merged=merged@http://127.0.0.1:$MERGED_PORT/v1" --drift merged:adapter)
 	fi
 	"$FTK" eval "${args[@]}" --api-key-file "$VLLM_API_KEY_FILE" --max-drift "${DEMO_EVAL_MAX_DRIFT:-0.5}" \
@@ -314,14 +314,26 @@ run_stage() {
 	ok "$name: done in ${secs}s"
 }
 
+# run_opt PART NAME DESCRIPTION: run_stage for an opt-in part; when it is off, a table row says how to turn it on.
+run_opt() {
+	local part="$1" name="$2"
+	shift 2
+	if demo_opt "$part"; then
+		run_stage "$name" "$@"
+	else
+		TABLE+=("$name|off|-|DEMO_$part=true or DEMO_FULL=true")
+		info "$name: off (DEMO_$part=true or DEMO_FULL=true runs it)"
+	fi
+}
+
 stage_still_valid() {
 	case "$1" in
 	serve) pid_alive vllm-base ;;
-	merged) [[ "${DEMO_MERGED:-true}" != true ]] || pid_alive vllm-merged ;;
+	merged) pid_alive vllm-merged ;;
 	gateway) pid_alive gateway-nginx && pid_alive gateway-metrics ;;
 	monitor) pid_alive prometheus ;;
 	train) [[ -f "$DEMO_DIR/adapter/adapter_config.json" ]] ;;
-	align) [[ "${DEMO_ALIGN:-true}" != true || -f "$ALIGN_DIR/adapter/adapter_config.json" ]] ;;
+	align) [[ -f "$ALIGN_DIR/adapter/adapter_config.json" ]] ;;
 	eval) return 1 ;; # always score the stack again
 	merge) [[ -f "$MERGED_DIR/config.json" ]] ;;
 	keys) [[ -f "$SMOKE_API_KEY_FILE" && -f "$API_KEYS_FILE" ]] ;;
@@ -342,7 +354,7 @@ print_table() {
 write_endpoint() {
 	local file="$DEMO_DIR/endpoint.json" ca base
 	local served=("$ADAPTER_NAME")
-	[[ "${DEMO_ALIGN:-true}" != true ]] || served+=("$ALIGNED_NAME")
+	! demo_opt ALIGN || served+=("$ALIGNED_NAME")
 	ca="$(ftk_path "$TLS_CA")"
 	base="https://$GATEWAY_SERVER_NAME:$GATEWAY_HTTPS_PORT/v1"
 	(
@@ -351,7 +363,7 @@ write_endpoint() {
 			--argjson models "$(printf '%s\n' base "${served[@]}" | jq -R . | jq -s .)" \
 			--arg internal "http://127.0.0.1:$GATEWAY_INTERNAL_PORT" --arg prom "http://127.0.0.1:$PROMETHEUS_PORT" \
 			--arg merged "http://127.0.0.1:$MERGED_PORT/v1" --arg vkey "$VLLM_API_KEY_FILE" \
-			--argjson with_merged "$([[ "${DEMO_MERGED:-true}" == true ]] && echo true || echo false)" \
+			--argjson with_merged "$(demo_opt MERGED && echo true || echo false)" \
 			'{base_url: $base, ca_cert: $ca, api_key_file: $key, models: $models, adapter: $adapter,
 			  internal_url: $internal, prometheus_url: $prom}
 			 + (if $with_merged then {merged: {base_url: $merged, model: "merged", api_key_file: $vkey,
@@ -417,15 +429,15 @@ main() {
 	run_stage model "base model $MODEL_ID"
 	run_stage dataset "register data/identity.json as identity (assistant $ASSISTANT_NAME)"
 	run_stage train "LoRA SFT, $TRAIN_RECIPE -> runs/demo/adapter"
-	run_stage merge "merge the adapter -> ${MERGED_DIR#"$FTK_HOME"/}"
-	run_stage align "short DPO on top of the SFT adapter -> ${ALIGN_DIR#"$FTK_HOME"/}/adapter"
+	run_opt MERGED merge "merge the adapter -> ${MERGED_DIR#"$FTK_HOME"/}"
+	run_opt ALIGN align "short DPO on top of the SFT adapter -> ${ALIGN_DIR#"$FTK_HOME"/}/adapter"
 	run_stage keys "fresh client API key and the gateway->vLLM key"
 	run_stage serve "vLLM on :$VLLM_PORT with base + $ADAPTER_NAME"
-	run_stage merged "vLLM on :$MERGED_PORT with the merged model"
+	run_opt MERGED merged "vLLM on :$MERGED_PORT with the merged model"
 	run_stage gateway "nginx TLS gateway on :$GATEWAY_HTTPS_PORT"
 	run_stage monitor "Prometheus on :$PROMETHEUS_PORT"
 	run_stage smoke "ftk smoke through the gateway (expects $ASSISTANT_NAME)"
-	run_stage eval "ftk eval: base vs adapter vs merged on data/eval_heldout.json"
+	run_opt EVAL eval "ftk eval: base vs adapter vs merged on data/eval_heldout.json"
 	rm -f "$STAGES_DIR/.fresh"
 	write_endpoint
 	print_table

