@@ -1,4 +1,5 @@
-"""`ftk gateway keys add|list|revoke` (the API keys the gateway accepts) and `ftk gateway metrics`."""
+"""`ftk gateway keys add|update|list|revoke` (the API keys the gateway accepts and each key's policy) and
+`ftk gateway metrics`."""
 
 from __future__ import annotations
 
@@ -11,11 +12,26 @@ from rich.table import Table
 from ftk.console import console, info
 from ftk.gateway import keys as gk
 from ftk.gateway import log_metrics
+from ftk.gateway import policy as gp
 from ftk.settings import get_settings
 
 RELOAD_HINT = "apply it to a running gateway with: scripts/gateway.sh --reload"
 
 FileOpt = Annotated[Path | None, typer.Option("--file", "-f", help="Keys file (default: API_KEYS_FILE).")]
+# The policy options of `keys add` and `keys update`; in update, an empty value ("") clears the field.
+ModelsOpt = Annotated[str | None, typer.Option("--models", help=gp.HELP["models"].capitalize() + ".")]
+MaxTokensOpt = Annotated[str | None, typer.Option("--max-tokens", help=gp.HELP["max_tokens"].capitalize() + ".")]
+NOpt = Annotated[str | None, typer.Option("--n", help=gp.HELP["n"].capitalize() + ".")]
+ImagesOpt = Annotated[str | None, typer.Option("--images", help=gp.HELP["images"].capitalize() + ".")]
+RpsOpt = Annotated[str | None, typer.Option("--rps", help=gp.HELP["rps"].capitalize() + ".")]
+BurstOpt = Annotated[str | None, typer.Option("--burst", help=gp.HELP["burst"].capitalize() + ".")]
+ConnsOpt = Annotated[str | None, typer.Option("--conns", help=gp.HELP["conns"].capitalize() + ".")]
+POLICY_COLUMNS = ("models", "max_tokens", "n", "images", "rps", "burst", "conns")
+
+
+def _changes(**options: str | None) -> dict[str, str]:
+    """The policy fields given on the command line (None: not given)."""
+    return {name: value.strip() for name, value in options.items() if value is not None}
 
 
 def _file(path: Path | None) -> Path:
@@ -33,10 +49,21 @@ def register(app: typer.Typer) -> None:
         name: Annotated[str, typer.Argument(help="A name for who uses the key, e.g. team-a.")],
         file: FileOpt = None,
         quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the key.")] = False,
+        models: ModelsOpt = None,
+        max_tokens: MaxTokensOpt = None,
+        n: NOpt = None,
+        images: ImagesOpt = None,
+        rps: RpsOpt = None,
+        burst: BurstOpt = None,
+        conns: ConnsOpt = None,
     ) -> None:
-        """Create a random key, store it, and print it once (it is not shown again)."""
+        """Create a random key with an optional policy, store it, and print it once (it is not shown again).
+
+        Without policy options the key may use every model within the gateway-wide caps and limits."""
         path = _file(file)
-        record = gk.add_key(path, name)
+        changes = _changes(models=models, max_tokens=max_tokens, n=n, images=images, rps=rps, burst=burst, conns=conns)
+        policy = gp.Policy().updated({k: v for k, v in changes.items() if v}, "ftk gateway keys add")
+        record = gk.add_key(path, name, policy=policy)
         if quiet:
             print(record.key)
             return
@@ -44,15 +71,36 @@ def register(app: typer.Typer) -> None:
         print(record.key)
         info(f"this is the only time the key is shown; {RELOAD_HINT}")
 
+    @keys.command("update")
+    def update(
+        name_or_id: Annotated[str, typer.Argument(help="The key's name or key id.")],
+        file: FileOpt = None,
+        models: ModelsOpt = None,
+        max_tokens: MaxTokensOpt = None,
+        n: NOpt = None,
+        images: ImagesOpt = None,
+        rps: RpsOpt = None,
+        burst: BurstOpt = None,
+        conns: ConnsOpt = None,
+    ) -> None:
+        """Change an active key's policy; an option given as "" clears that field (back to the gateway default)."""
+        path = _file(file)
+        changes = _changes(models=models, max_tokens=max_tokens, n=n, images=images, rps=rps, burst=burst, conns=conns)
+        if not changes:
+            raise typer.BadParameter("give at least one of --models --max-tokens --n --images --rps --burst --conns")
+        for r in gk.update_key(path, name_or_id, changes):
+            console.print(f"updated '{r.name}' (id {r.id}): {' '.join(r.policy.tokens()) or 'no policy (defaults)'}")
+        info(RELOAD_HINT)
+
     @keys.command("list")
     def list_(file: FileOpt = None) -> None:
-        """Show names, ids and status; never the keys."""
+        """Show names, ids, status and each key's policy; never the keys ("-": the gateway-wide default)."""
         path = _file(file)
         table = Table(title=f"API keys in {path}")
-        for col in ("name", "key id", "status", "created"):
+        for col in ("name", "key id", "status", "created", *POLICY_COLUMNS):
             table.add_column(col)
         for r in gk.read_keys(path):
-            table.add_row(r.name, r.id, r.status, r.created or "-")
+            table.add_row(r.name, r.id, r.status, r.created or "-", *(r.policy.describe(c) for c in POLICY_COLUMNS))
         console.print(table)
 
     @keys.command("revoke")
