@@ -1,18 +1,21 @@
-"""`ftk gateway keys add|update|list|revoke` (the API keys the gateway accepts and each key's policy) and
-`ftk gateway metrics`."""
+"""`ftk gateway keys add|update|list|revoke` (the API keys the gateway accepts and each key's policy),
+`ftk gateway usage` (requests and tokens per key and model, from the access log) and `ftk gateway metrics`."""
 
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.table import Table
 
-from ftk.console import console, info
+from ftk.console import UserError, console, info
 from ftk.gateway import keys as gk
 from ftk.gateway import log_metrics
 from ftk.gateway import policy as gp
+from ftk.gateway import usage as gu
 from ftk.settings import get_settings
 
 RELOAD_HINT = "apply it to a running gateway with: scripts/gateway.sh --reload"
@@ -113,6 +116,35 @@ def register(app: typer.Typer) -> None:
         for r in gk.revoke_key(path, name_or_id):
             console.print(f"revoked '{r.name}' (id {r.id})")
         info(RELOAD_HINT)
+
+    @gateway.command("usage")
+    def usage(
+        log: Annotated[Path | None, typer.Option(help="Access log (default: GATEWAY_PREFIX/logs/access.log).")] = None,
+        since: Annotated[str, typer.Option(help="From this time on, an ISO prefix: 2026-12-01.")] = "",
+        until: Annotated[str, typer.Option(help="Before this time, an ISO prefix: 2027-01-01.")] = "",
+        csv: Annotated[bool, typer.Option("--csv", help="CSV on stdout (for billing) instead of a table.")] = False,
+        file: FileOpt = None,
+    ) -> None:
+        """Requests, errors and tokens per API key and model, from the gateway's access log and its rotations."""
+        s = get_settings()
+        path = log or s.path("gateway_prefix") / "logs" / "access.log"
+        files = gu.log_files(path)
+        if not files:
+            raise UserError(f"no access log at {path}; the gateway writes it (scripts/gateway.sh), or pass --log")
+        keys_path = _file(file)
+        names = {r.id: r.name for r in gk.read_keys(keys_path)} if os.access(keys_path, os.R_OK) else {}
+        rows = gu.report(files, names, since, until)
+        if csv:
+            sys.stdout.write(gu.to_csv(rows))
+            return
+        table = Table(
+            title=f"Gateway usage from {path}" + (f" ({since or '...'} to {until or 'now'})" if since or until else "")
+        )
+        for col in gu.COLUMNS:
+            table.add_column(col, justify="right" if col not in ("key_name", "key_id", "model") else "left")
+        for r in rows:
+            table.add_row(*r.values())
+        console.print(table)
 
     @gateway.command("metrics")
     def metrics(
