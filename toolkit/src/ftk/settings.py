@@ -193,6 +193,10 @@ class Settings(BaseSettings):
     gateway_max_images: WholeFrom0 = 16  # images in one request, for keys without a cap of their own
     gateway_max_tokens: WholeFrom0 = 0  # max_tokens and the like, for keys without a cap of their own; 0: none
     gateway_njs_module: Path = Path("/usr/lib/nginx/modules/ngx_http_js_module.so")  # Debian's and nginx's images
+    gateway_capture_rate: Annotated[float, Field(ge=0, le=1)] = 0.0  # share of requests captured; 0: off
+    gateway_capture_dir: Path = Path("runs/gateway-capture")  # masked captures, 0600, one file per day
+    gateway_capture_days: WholeFrom1 = 7  # captures older than this are deleted
+    gateway_capture_region: str = "US"  # phone numbers without +country are read as this country's
 
     # --- monitor -------------------------------------------------------------------------------------
     prometheus_port: Port = 9090

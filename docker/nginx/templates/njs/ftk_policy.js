@@ -17,6 +17,7 @@ var N_FIELDS = ['n', 'best_of'];
 var IMAGE_TYPES = { image_url: 1, input_image: 1, image: 1 };
 var USAGE_STREAMS = { '/v1/chat/completions': 1, '/v1/completions': 1 };
 var TAIL = 4096; // bytes of a JSON answer kept to find `usage` (vLLM writes it after the choices)
+var CAPTURE_CHARS = 8000; // of a captured prompt and output each (one syslog datagram holds both)
 
 function fail(r, status, type, code, param, message) {
     var err = { message: message, type: type, param: param, code: code };
@@ -107,6 +108,22 @@ function amend(r, policy, body) {
     return changed;
 }
 
+// GATEWAY_CAPTURE_RATE of the requests: their prompt goes to the capture log line (`ftk gateway capture` masks
+// it before writing), the output follows in the body filter.
+function sample(r, body) {
+    var rate = parseFloat(r.variables.ftk_capture_rate || '0');
+    if (!(rate > 0 && Math.random() < rate)) {
+        return;
+    }
+    var prompt = body.messages !== undefined ? body.messages : (body.prompt !== undefined ? body.prompt : body.input);
+    r.variables.ftk_capture = '1';
+    r.variables.ftk_prompt = clip(typeof prompt === 'string' ? prompt : JSON.stringify(prompt));
+}
+
+function clip(text) {
+    return text && text.length > CAPTURE_CHARS ? text.slice(0, CAPTURE_CHARS) : (text || '');
+}
+
 function check(r) {
     if (r.method !== 'POST') {
         r.internalRedirect('@vllm');
@@ -134,6 +151,7 @@ function check(r) {
         return fail(r, 400, 'invalid_request_error', 'cap_exceeded', over[0],
             over[0] + '=' + over[1] + ' is above what this API key may ask for: ' + over[0] + ' <= ' + over[2] + '.');
     }
+    sample(r, body);
     if (amend(r, policy, body)) {
         r.variables.ftk_body = JSON.stringify(body);
         r.internalRedirect('@vllm_body');
@@ -168,6 +186,7 @@ function models(r) {
 // Module variables are this request's own (njs gives every request its own copy of the module).
 var pending = null; // an SSE event not complete yet (a stream)
 var tail = null; // the last TAIL bytes of a JSON answer
+var head = ''; // the first CAPTURE_CHARS of the answer (captured requests only)
 
 function record(r, text) {
     var found = /"usage":\s*\{/g;
@@ -202,9 +221,31 @@ function unasked(r, text) {
     return kept.join('\n\n');
 }
 
+// The text of a stream's events, for the capture.
+function deltas(text) {
+    var out = '';
+    text.split('\n\n').forEach(function (ev) {
+        if (ev.indexOf('data: {') !== 0) {
+            return;
+        }
+        try {
+            var choice = (JSON.parse(ev.slice(6)).choices || [])[0] || {};
+            out += (choice.delta && choice.delta.content) || choice.text || '';
+        } catch (e) {
+            out += '';
+        }
+    });
+    return out;
+}
+
 function usage(r, data, flags) {
     var type = r.headersOut['Content-Type'] || '';
+    var capture = r.variables.ftk_capture === '1';
     if (type.indexOf('text/event-stream') !== 0) {
+        if (capture && head.length < CAPTURE_CHARS) {
+            head = clip(head + data.toString());
+            r.variables.ftk_output = head;
+        }
         tail = tail ? Buffer.concat([tail, data]) : data;
         if (tail.length > TAIL) {
             tail = tail.slice(tail.length - TAIL);
@@ -225,11 +266,15 @@ function usage(r, data, flags) {
     pending = cut < buf.length ? buf.slice(cut) : null;
     var done = buf.slice(0, cut);
     var strip = r.variables.ftk_strip_usage === '1';
-    if (!strip && done.indexOf('"usage"') < 0) {
+    if (!strip && !capture && done.indexOf('"usage"') < 0) {
         r.sendBuffer(done, flags);
         return;
     }
     var text = done.toString();
+    if (capture && head.length < CAPTURE_CHARS) {
+        head = clip(head + deltas(text));
+        r.variables.ftk_output = head;
+    }
     record(r, text);
     r.sendBuffer(strip ? unasked(r, text) : text, flags);
 }

@@ -146,6 +146,22 @@ def register(app: typer.Typer) -> None:
             table.add_row(*r.values())
         console.print(table)
 
+    @gateway.command("capture")
+    def capture() -> None:
+        """Receive the sampled captures (GATEWAY_CAPTURE_RATE) from nginx, mask personal data, write them 0600.
+
+        Listens on GATEWAY_PREFIX/capture.sock; writes GATEWAY_CAPTURE_DIR/capture-YYYY-MM-DD.jsonl and deletes
+        files older than GATEWAY_CAPTURE_DAYS. Start it before the gateway: without it nginx drops the captures."""
+        from ftk.gateway import capture as gc  # phonenumbers and stdnum: only this command needs them
+
+        s = get_settings()
+        if s.gateway_capture_rate == 0:
+            info("GATEWAY_CAPTURE_RATE is 0: nginx sends no capture (set it, then scripts/gateway.sh --reload)")
+        sock = s.path("gateway_prefix") / "capture.sock"
+        folder = s.path("gateway_capture_dir")
+        info(f"gateway capture: {sock} -> {folder} (masked, 0600, kept {s.gateway_capture_days} days)")
+        gc.serve(sock, gc.CaptureWriter(folder, s.gateway_capture_days), s.gateway_capture_region)
+
     @gateway.command("metrics")
     def metrics(
         log: Annotated[Path | None, typer.Option(help="Access log (default: GATEWAY_PREFIX/logs/access.log).")] = None,

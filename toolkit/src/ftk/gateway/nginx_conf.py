@@ -53,10 +53,21 @@ def template_values(s: Settings, user_directive: str) -> dict[str, str]:
         "GATEWAY_UPSTREAM_SERVERS": servers,
         "GATEWAY_PROXY_BUFFERING": s.gateway_proxy_buffering,
         "GATEWAY_NJS_MODULE": nginx_path(s, "gateway_njs_module"),
+        "GATEWAY_CAPTURE_RATE": repr(s.gateway_capture_rate),
+        "GATEWAY_CAPTURE_LOG": capture_log(s),
         "RATE_LIMIT_RPS": str(s.rate_limit_rps),
         "CLIENT_MAX_BODY_SIZE": s.client_max_body_size,
         "PROXY_READ_TIMEOUT": str(s.proxy_read_timeout),
     }
+
+
+def capture_log(s: Settings) -> str:
+    """The sampled capture's log line: syslog datagrams to `ftk gateway capture`'s unix socket, never a file
+    (that process masks personal data before anything is written); a comment when capture is off."""
+    if s.gateway_capture_rate == 0:
+        return "# capture off (GATEWAY_CAPTURE_RATE=0)"
+    sock = nginx_path(s, "gateway_prefix") + "/capture.sock"
+    return f"access_log syslog:server=unix:{sock},tag=ftk_capture,nohostname ftk_capture if=$ftk_capture;"
 
 
 def render_templates(s: Settings, user_directive: str, root: Path | None = None) -> dict[Path, str]:
