@@ -142,6 +142,7 @@ CHANGED_DEFAULTS = [  # (field, type, a default other than settings.py's, what t
     ("gateway_max_images", int, 2, ("api_keys.conf", '"images":2}')),
     ("gateway_max_tokens", int, 99, ("api_keys.conf", '"max_tokens":99,')),
     ("gateway_njs_module", Path, Path("/opt/njs.so"), ("nginx.conf", "load_module /opt/njs.so;")),
+    ("gateway_capture_rate", float, 0.5, ("nginx.conf", "js_var $ftk_capture_rate 0.5;")),
     ("client_max_body_size", str, "3m", ("nginx.conf", "client_max_body_size 3m;")),
     ("proxy_read_timeout", int, 42, ("snippets/proxy_upstream.conf", "proxy_read_timeout 42s;")),
     ("gateway_proxy_buffering", str, "on", ("snippets/proxy_upstream.conf", "proxy_buffering on;")),
