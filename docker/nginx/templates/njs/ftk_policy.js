@@ -259,11 +259,11 @@ function usage(r, data, flags) {
     var buf = pending ? Buffer.concat([pending, data]) : data;
     var end = buf.lastIndexOf('\n\n');
     if (end < 0 && !flags.last) {
-        pending = buf; // half an event: the rest follows at once
+        pending = Buffer.from(buf); // half an event (a copy: nginx reuses its read buffer); the rest follows
         return;
     }
     var cut = flags.last || end < 0 ? buf.length : end + 2;
-    pending = cut < buf.length ? buf.slice(cut) : null;
+    pending = cut < buf.length ? Buffer.from(buf.slice(cut)) : null;
     var done = buf.slice(0, cut);
     var strip = r.variables.ftk_strip_usage === '1';
     if (!strip && !capture && done.indexOf('"usage"') < 0) {
@@ -276,7 +276,11 @@ function usage(r, data, flags) {
         r.variables.ftk_output = head;
     }
     record(r, text);
-    r.sendBuffer(strip ? unasked(r, text) : text, flags);
+    var out = strip ? unasked(r, text) : text;
+    if (out.length === 0 && !flags.last) {
+        return; // only the usage chunk the client did not ask for: nothing to send (no empty chunk)
+    }
+    r.sendBuffer(out, flags);
 }
 
 export default { check: check, models: models, usage: usage };
