@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # setup step: Debian packages the native stack uses. Pinned to the versions Debian 12 ships.
 # shellcheck disable=SC2034
-DEBIAN_PACKAGES=("nginx=1.22.1*" "prometheus=2.42.0*" openssl curl jq)
+# libnginx-mod-http-js: njs, which enforces the gateway's per-key policy (docs/gateway.md)
+DEBIAN_PACKAGES=("nginx=1.22.1*" "libnginx-mod-http-js=0.7.9*" "prometheus=2.42.0*" openssl curl jq)
 
 setup_debian() {
 	local missing=() cmd
 	for cmd in nginx prometheus promtool openssl curl jq; do
 		command -v "$cmd" >/dev/null 2>&1 || [[ -x "/usr/sbin/$cmd" ]] || missing+=("$cmd")
 	done
+	[[ -f /usr/lib/nginx/modules/ngx_http_js_module.so ]] || missing+=(njs)
 	((${#missing[@]} == 0)) && return 0
 	if [[ "${FTK_SKIP_APT:-0}" == 1 ]]; then
 		warn "missing ${missing[*]} and FTK_SKIP_APT=1: install ${DEBIAN_PACKAGES[*]} yourself"

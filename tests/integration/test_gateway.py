@@ -1,5 +1,6 @@
 """The nginx gateway in front of real vLLM (scripts/serve.sh) on 127.0.0.1: TLS, keys, limits, JSON errors,
-internal-only endpoints, streaming, logs, and an upstream that goes away and comes back."""
+internal-only endpoints, streaming, logs, and an upstream that goes away and comes back; per-key policy (models,
+caps, own limits) enforced by njs, the audit fields (model, tokens) and the masked capture."""
 
 from __future__ import annotations
 
@@ -10,19 +11,59 @@ import socket
 import ssl
 import subprocess
 import time
+from pathlib import Path
 
 import httpx
 import openai
 import pytest
 from conftest import run_ftk
-from stack import Gateway, Vllm, open_dir, require_real_parts
+from stack import HOME, MODEL, VENVS, Gateway, Vllm, base_env, open_dir, require_real_parts, stop_group
+
+# Keys with a policy (ftk gateway keys add NAME OPTIONS); "main" & co. have none: every model, global caps.
+POLICIES = {
+    "team-a": ["--models", "base,support*", "--max-tokens", "64", "--n", "2"],
+    "team-b": ["--models", "base", "--rps", "1", "--burst", "1"],
+}
+
+
+def make_adapter(out: Path) -> Path:
+    """A random LoRA for the default model (the serve venv has torch), served as `support`."""
+    code = "import sys; from pathlib import Path; from ftk.hf.random_lora import random_adapter as r; "
+    code += "r(Path(sys.argv[1]), Path(sys.argv[2]))"
+    subprocess.run(
+        [str(VENVS / "serve" / "bin" / "python"), "-c", code, str(MODEL), str(out)],
+        check=True,
+        capture_output=True,
+        env=base_env(PYTHONPATH=str(HOME / "toolkit" / "src")),
+        timeout=300,
+    )
+    return out
+
+
+def start_capture(gw: Gateway) -> subprocess.Popen:
+    """`ftk gateway capture`: the receiver nginx sends the sampled prompts and outputs to."""
+    proc = subprocess.Popen(
+        [str(VENVS / "toolkit" / "bin" / "ftk"), "gateway", "capture"],
+        env=gw.env(),
+        cwd=HOME,
+        stdout=subprocess.DEVNULL,
+        stderr=(gw.dir / "capture.log").open("wb"),
+        start_new_session=True,
+    )
+    for _ in range(300):
+        if (gw.prefix / "capture.sock").exists():
+            return proc
+        assert proc.poll() is None, (gw.dir / "capture.log").read_text()
+        time.sleep(0.1)
+    pytest.fail("ftk gateway capture did not open its socket")
 
 
 @pytest.fixture(scope="module")
 def stack():
     require_real_parts()
     root = open_dir("ftk-test-gateway-")
-    vllm = Vllm(root / "vllm")
+    vllm = Vllm(root / "vllm", extra_env={"LORA_MODULES": f"support={make_adapter(root / 'support')}"})
+    capture = None
     gw = Gateway(
         root,
         upstreams=f"127.0.0.1:{vllm.port}",
@@ -33,11 +74,17 @@ def stack():
             "MAX_CONNS_PER_KEY": "2",
             "CLIENT_MAX_BODY_SIZE": "64k",
             "PROXY_READ_TIMEOUT": "120",
+            "GATEWAY_CAPTURE_RATE": "1",
+            "GATEWAY_CAPTURE_DIR": str(root / "capture"),
         },
     )
     try:
         vllm.start()
         keys = {name: gw.add_key(name) for name in ("main", "burst", "conn", "old")}
+        for name, options in POLICIES.items():
+            added = run_ftk("gateway", "keys", "add", name, "-q", "--file", str(gw.keys_file), *options, env=gw.env())
+            assert added.returncode == 0, added.stderr
+            keys[name] = added.stdout.strip()
         revoke = run_ftk(
             "gateway",
             "keys",
@@ -48,10 +95,14 @@ def stack():
             env=gw.env(),
         )
         assert revoke.returncode == 0, revoke.stderr
+        gw.prefix.mkdir(parents=True, exist_ok=True)
+        capture = start_capture(gw)
         gw.start()
         yield {"vllm": vllm, "gw": gw, "keys": keys}
     finally:
         gw.stop()
+        if capture is not None:
+            stop_group(capture)
         vllm.stop()
         shutil.rmtree(root, ignore_errors=True)
 
@@ -326,18 +377,151 @@ def test_client_disconnect_is_passed_on(stack) -> None:
         pytest.fail("vLLM kept generating after the client went away")
 
 
-def test_json_access_log_without_keys(stack) -> None:
+def sdk(stack, name: str) -> openai.OpenAI:
     gw: Gateway = stack["gw"]
-    with gw.client(stack["keys"]["main"]) as c:
-        rid = c.get("/v1/models", headers={"X-Model": "base"}).headers["x-request-id"]
-    time.sleep(0.5)
-    records = [json.loads(line) for line in gw.access_log.read_text().splitlines()]
-    mine = [r for r in records if r["request_id"] == rid]
-    assert len(mine) == 1
-    rec = mine[0]
-    assert rec["key_id"] == hashlib.sha256(stack["keys"]["main"].encode()).hexdigest()[:12]
-    assert rec["status"] == 200 and rec["model"] == "base" and rec["upstream_response_time"] not in ("", "-")
-    assert {"time", "path", "bytes_sent", "request_time", "upstream_status"} <= set(rec)
+    return openai.OpenAI(
+        base_url=gw.base_url + "/v1",
+        api_key=stack["keys"][name],
+        http_client=httpx.Client(verify=ssl.create_default_context(cafile=str(gw.ca))),
+        max_retries=0,
+    )
+
+
+def audit(stack, request_id: str) -> dict:
+    """The access-log line of one request (nginx writes it once the response is done)."""
+    gw: Gateway = stack["gw"]
+    for _ in range(50):
+        for line in gw.access_log.read_text().splitlines():
+            rec = json.loads(line)
+            if rec["request_id"] == request_id:
+                return rec
+        time.sleep(0.1)
+    pytest.fail(f"no access-log line for request {request_id}")
+
+
+HELLO = [{"role": "user", "content": "What is the capital of France?"}]
+
+
+def test_each_key_lists_and_uses_only_its_models(stack) -> None:
+    a, b, main = sdk(stack, "team-a"), sdk(stack, "team-b"), sdk(stack, "main")
+    assert sorted(m.id for m in a.models.list().data) == ["base", "support"]
+    assert [m.id for m in b.models.list().data] == ["base"]
+    assert sorted(m.id for m in main.models.list().data) == ["base", "support"], "no policy: every model"
+    answer = a.chat.completions.create(model="support", messages=HELLO, max_tokens=4, temperature=0)
+    assert answer.model == "support" and answer.choices[0].message.content is not None
+
+
+def test_a_key_asking_for_another_keys_adapter_is_403_before_vllm(stack) -> None:
+    with pytest.raises(openai.PermissionDeniedError) as refused:
+        sdk(stack, "team-b").chat.completions.create(model="support", messages=HELLO, max_tokens=4)
+    err = refused.value.body
+    assert err["code"] == "model_not_allowed" and err["param"] == "model", err
+    assert "'support'" in err["message"] and "allowed models: base" in err["message"]
+    rec = audit(stack, refused.value.response.headers["x-request-id"])
+    assert rec["status"] == 403 and rec["upstream"] == "" and rec["model"] == "support", "vLLM never saw it"
+
+
+@pytest.mark.parametrize(
+    ("key", "extra", "field", "allowed"),
+    [
+        ("team-a", {"n": 3}, "n", "n <= 2"),
+        ("team-a", {"max_tokens": 65}, "max_tokens", "max_tokens <= 64"),
+        ("team-a", {"max_completion_tokens": 1000}, "max_completion_tokens", "max_completion_tokens <= 64"),
+        ("main", {"n": 1000}, "n", "n <= 8"),  # the gateway-wide cap (GATEWAY_MAX_N) for keys without their own
+        ("main", {"best_of": 9}, "best_of", "best_of <= 8"),
+    ],
+)
+def test_a_field_above_the_cap_is_400_naming_field_and_allowed_value(stack, key, extra, field, allowed) -> None:
+    with pytest.raises(openai.BadRequestError) as refused:
+        sdk(stack, key).chat.completions.create(model="base", messages=HELLO, extra_body=extra)
+    err = refused.value.body
+    assert err["code"] == "cap_exceeded" and err["param"] == field and allowed in err["message"], err
+
+
+def test_too_many_images_is_400_and_a_body_that_is_not_json_too(stack) -> None:
+    image = {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}}
+    messages = [{"role": "user", "content": [{"type": "text", "text": "look"}, *[image] * 17]}]
+    with stack["gw"].client(stack["keys"]["main"]) as c:
+        many = c.post("/v1/chat/completions", json={"model": "base", "messages": messages})
+        broken = c.post("/v1/chat/completions", content=b"{not json", headers={"Content-Type": "application/json"})
+    assert many.status_code == 400 and error_of(many)["param"] == "images" and "images <= 16" in many.text
+    assert broken.status_code == 400 and error_of(broken)["code"] == "invalid_json"
+
+
+def test_a_keys_own_rate_limit_is_429_and_leaves_other_keys_alone(stack) -> None:
+    """team-b: 1 request/s with a burst of 1 (the gateway-wide limit is 5/s, burst 5)."""
+    time.sleep(2.1)  # what team-b sent before has drained
+    with stack["gw"].client(stack["keys"]["team-b"]) as c:
+        codes = [c.get("/v1/models").status_code for _ in range(4)]
+        other = c.get("/v1/models", headers={"Authorization": f"Bearer {stack['keys']['team-a']}"})
+    assert codes[:2] == [200, 200] and codes[2:] == [429, 429], codes
+    assert other.status_code == 200
+
+
+def test_a_keys_max_tokens_is_sent_when_the_request_names_none(stack) -> None:
+    answer = sdk(stack, "team-a").chat.completions.create(
+        model="base",
+        messages=[{"role": "user", "content": "Tell a long story."}],
+        temperature=0,
+        extra_body={"ignore_eos": True},
+    )
+    assert answer.usage.completion_tokens == 64 and answer.choices[0].finish_reason == "length"
+
+
+def test_audit_line_carries_the_token_counts_the_client_got(stack) -> None:
+    client = sdk(stack, "team-a")
+    raw = client.chat.completions.with_raw_response.create(model="base", messages=HELLO, max_tokens=8, temperature=0)
+    answer = raw.parse()
+    rec = audit(stack, raw.headers["x-request-id"])
+    assert rec["key_id"] == hashlib.sha256(stack["keys"]["team-a"].encode()).hexdigest()[:12]
+    assert (rec["model"], rec["status"], rec["remote_addr"]) == ("base", 200, "127.0.0.1")
+    assert (rec["prompt_tokens"], rec["completion_tokens"]) == (
+        answer.usage.prompt_tokens,
+        answer.usage.completion_tokens,
+    )
+    assert rec["request_time"] > 0 and rec["time"]
+
+
+def stream(client: openai.OpenAI, **extra) -> tuple[list, str]:
+    raw = client.chat.completions.with_raw_response.create(
+        model="base", messages=HELLO, max_tokens=8, temperature=0, stream=True, **extra
+    )
+    return list(raw.parse()), raw.headers["x-request-id"]
+
+
+def test_streams_are_audited_without_changing_what_the_client_asked_for(stack) -> None:
+    client = sdk(stack, "main")
+    plain, plain_id = stream(client)
+    asked, asked_id = stream(client, stream_options={"include_usage": True})
+    assert all(c.usage is None for c in plain) and all(c.choices for c in plain), "no usage chunk was asked for"
+    text = "".join(c.choices[0].delta.content or "" for c in plain)
+    assert text == "".join(c.choices[0].delta.content or "" for c in asked if c.choices)
+    usage = asked[-1].usage
+    assert usage is not None and not asked[-1].choices, "the client that asked gets its usage chunk"
+    for rid in (plain_id, asked_id):
+        rec = audit(stack, rid)
+        assert (rec["prompt_tokens"], rec["completion_tokens"]) == (usage.prompt_tokens, usage.completion_tokens)
+
+
+def test_capture_masks_personal_data_before_writing(stack) -> None:
+    pii = "I am jane.doe@example.com, phone +1 415-555-2671, card 4111 1111 1111 1111, SSN 123-45-6789."
+    raw = sdk(stack, "team-a").chat.completions.with_raw_response.create(
+        model="base", messages=[{"role": "user", "content": pii}], max_tokens=4
+    )
+    rid = raw.headers["x-request-id"]
+    folder = stack["gw"].dir / "capture"
+    for _ in range(50):
+        lines = [json.loads(ln) for f in folder.glob("capture-*.jsonl") for ln in f.read_text().splitlines()]
+        mine = [ln for ln in lines if ln["request_id"] == rid]
+        if mine:
+            break
+        time.sleep(0.1)
+    else:
+        pytest.fail(f"request {rid} was not captured; {stack['gw'].dir / 'capture.log'}")
+    prompt = mine[0]["prompt"]
+    assert "<EMAIL>" in prompt and "<PHONE>" in prompt and "<CARD>" in prompt and "<ID>" in prompt, prompt
+    for f in folder.glob("capture-*.jsonl"):
+        assert f.stat().st_mode & 0o777 == 0o600
 
 
 def test_upstream_stopped_gives_503_then_recovers(stack) -> None:
@@ -357,10 +541,12 @@ def test_upstream_stopped_gives_503_then_recovers(stack) -> None:
 
 
 def test_no_key_in_any_log(stack) -> None:
-    """Runs last: every request above went through; neither client keys nor vLLM's key were written anywhere."""
+    """Runs last: every request above went through; neither client keys nor vLLM's key nor unmasked personal data
+    were written anywhere (logs, captures)."""
     gw: Gateway = stack["gw"]
     secrets = [*stack["keys"].values(), stack["vllm"].key_file.read_text().strip()]
-    logs = [*sorted((gw.prefix / "logs").glob("*")), stack["vllm"].log]
+    secrets += ["jane.doe@example.com", "415-555-2671", "4111 1111 1111 1111", "123-45-6789"]
+    logs = [*sorted((gw.prefix / "logs").glob("*")), stack["vllm"].log, *sorted((gw.dir / "capture").glob("*"))]
     assert gw.access_log.stat().st_size > 0
     for log in logs:
         text = log.read_text(errors="replace")

@@ -56,6 +56,8 @@ def test_dashboard_covers_what_operators_watch() -> None:
         "kv_cache_usage",
         "lora_requests_info",
         "ftk_gateway_requests_total",
+        "ftk_gateway_model_requests_total",
+        "ftk_gateway_tokens_total",
         "DCGM_FI_DEV_GPU_UTIL",
     ):
         assert needle in text, needle

@@ -136,8 +136,13 @@ def test_nginx_t_failure_is_a_user_error_naming_the_file(files: dict[str, str], 
 
 CHANGED_DEFAULTS = [  # (field, type, a default other than settings.py's, what the configuration then holds)
     ("rate_limit_rps", int, 7, ("nginx.conf", "rate=7r/s;")),
-    ("rate_limit_burst", int, 3, ("nginx.conf", "burst=3 nodelay;")),
-    ("max_conns_per_key", int, 5, ("nginx.conf", "limit_conn per_key_conn 5;")),
+    ("rate_limit_burst", int, 3, ("key_limits.conf", "limit_req zone=per_key burst=3 nodelay;")),
+    ("max_conns_per_key", int, 5, ("key_limits.conf", "limit_conn per_key_conn 5;")),
+    ("gateway_max_n", int, 3, ("api_keys.conf", '"n":3,')),
+    ("gateway_max_images", int, 2, ("api_keys.conf", '"images":2}')),
+    ("gateway_max_tokens", int, 99, ("api_keys.conf", '"max_tokens":99,')),
+    ("gateway_njs_module", Path, Path("/opt/njs.so"), ("nginx.conf", "load_module /opt/njs.so;")),
+    ("gateway_capture_rate", float, 0.5, ("nginx.conf", "js_var $ftk_capture_rate 0.5;")),
     ("client_max_body_size", str, "3m", ("nginx.conf", "client_max_body_size 3m;")),
     ("proxy_read_timeout", int, 42, ("snippets/proxy_upstream.conf", "proxy_read_timeout 42s;")),
     ("gateway_proxy_buffering", str, "on", ("snippets/proxy_upstream.conf", "proxy_buffering on;")),
@@ -202,7 +207,7 @@ def test_no_active_key_and_a_bad_vllm_key_are_refused(tmp_path: Path) -> None:
     keys = tmp_path / "k"
     keys.write_text(f"{BOB} bob revoked\n")
     with pytest.raises(UserError, match=r"has no active key; add one with: ftk gateway keys add NAME"):
-        nginx_conf.key_maps(read_keys(keys), keys)
+        nginx_conf.key_maps(read_keys(keys), keys, Settings(_env_file=None))  # type: ignore[call-arg]
     with pytest.raises(UserError, match=r"VLLM_API_KEY_FILE .*one line of A-Z"):
         nginx_conf.upstream_auth('x";\nproxy_pass http://evil', tmp_path / "v")
     assert nginx_conf.upstream_auth(None, tmp_path / "v") == 'proxy_set_header Authorization "";\n'

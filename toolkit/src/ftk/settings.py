@@ -212,6 +212,14 @@ class Settings(BaseSettings):
     client_max_body_size: str = "20m"  # nginx size: a number, optionally k, m or g
     proxy_read_timeout: WholeFrom1 = 600
     gateway_proxy_buffering: Literal["on", "off"] = "off"  # on: the buffered variant the gateway benchmark compares
+    gateway_max_n: WholeFrom1 = 8  # n and best_of, for keys without a cap of their own
+    gateway_max_images: WholeFrom0 = 16  # images in one request, for keys without a cap of their own
+    gateway_max_tokens: WholeFrom0 = 0  # max_tokens and the like, for keys without a cap of their own; 0: none
+    gateway_njs_module: Path = Path("/usr/lib/nginx/modules/ngx_http_js_module.so")  # Debian's and nginx's images
+    gateway_capture_rate: Annotated[float, Field(ge=0, le=1)] = 0.0  # share of requests captured; 0: off
+    gateway_capture_dir: Path = Path("runs/gateway-capture")  # masked captures, 0600, one file per day
+    gateway_capture_days: WholeFrom1 = 7  # captures older than this are deleted
+    gateway_capture_region: str = "US"  # phone numbers without +country are read as this country's
 
     # --- monitor -------------------------------------------------------------------------------------
     prometheus_port: Port = 9090
@@ -343,7 +351,7 @@ class Settings(BaseSettings):
             refuse(f"{_key(info)}={v!r} is not a host name or IP address (e.g. 127.0.0.1 or 0.0.0.0); fix it in .env")
         return v
 
-    @field_validator("gateway_prefix", "tls_cert", "tls_key")
+    @field_validator("gateway_prefix", "tls_cert", "tls_key", "gateway_njs_module")
     @classmethod
     def _nginx_path(cls, v: Path, info: ValidationInfo) -> Path:
         if not NGINX_PATH_RE.fullmatch(str(v)):

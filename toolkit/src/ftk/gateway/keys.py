@@ -1,7 +1,9 @@
 """Gateway API keys: one file (API_KEYS_FILE, mode 0600) that `ftk run gateway` turns into nginx maps.
 
-One key per line: ``KEY [NAME [STATUS [CREATED]]]``, whitespace-separated; ``#`` starts a comment.
-STATUS is ``active`` (default) or ``revoked`` (the gateway answers 403). One bare key per line is valid too.
+One key per line: ``KEY [NAME [STATUS [CREATED [FIELD=VALUE...]]]]``, whitespace-separated; ``#`` starts a
+comment. STATUS is ``active`` (default) or ``revoked`` (the gateway answers 403). One bare key per line is valid
+too. The optional FIELD=VALUE tokens are the key's policy (ftk.gateway.policy: allowed models, caps, limits);
+a line without them keeps the gateway's defaults, so files written before policies existed read as they did.
 Logs and listings only ever show the key id: the first 12 hex digits of the key's sha256.
 """
 
@@ -13,15 +15,19 @@ import os
 import re
 import secrets
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ftk.console import UserError
+from ftk.gateway.policy import Policy
 
 KEY_RE = re.compile(r"^[A-Za-z0-9._~+/=-]{16,256}$")
 NAME_RE = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 STATUSES = ("active", "revoked")
-HEADER = "# ftk gateway API keys: KEY NAME STATUS CREATED (STATUS active|revoked). Secret: keep this file 0600.\n"
+HEADER = (
+    "# ftk gateway API keys: KEY NAME STATUS CREATED [models=GLOB,... max_tokens=N n=N images=N rps=N burst=N"
+    " conns=N] (STATUS active|revoked). Secret: keep this file 0600.\n"
+)
 
 
 def key_id(key: str) -> str:
@@ -40,13 +46,16 @@ class KeyRecord:
     status: str = "active"
     created: str = ""
     line: int = 0
+    policy: Policy = field(default_factory=Policy)
 
     @property
     def id(self) -> str:
         return key_id(self.key)
 
     def format(self) -> str:
-        return f"{self.key}\t{self.name}\t{self.status}\t{self.created or '-'}\n"
+        tokens = self.policy.tokens()
+        extra = "\t" + " ".join(tokens) if tokens else ""
+        return f"{self.key}\t{self.name}\t{self.status}\t{self.created or '-'}{extra}\n"
 
 
 def read_keys(path: Path) -> list[KeyRecord]:
@@ -69,7 +78,8 @@ def read_keys(path: Path) -> list[KeyRecord]:
         if status not in STATUSES:
             raise UserError(f"{path}:{n}: status '{status}' is neither active nor revoked; fix that line")
         created = fields[3] if len(fields) > 3 and fields[3] != "-" else ""
-        records.append(KeyRecord(key, name, status, created, n))
+        policy = Policy.parse(fields[4:], f"{path}:{n}")
+        records.append(KeyRecord(key, name, status, created, n, policy))
     return records
 
 
@@ -97,7 +107,7 @@ def write_keys(path: Path, records: list[KeyRecord]) -> None:
     os.chmod(path, 0o600)
 
 
-def add_key(path: Path, name: str, key: str | None = None) -> KeyRecord:
+def add_key(path: Path, name: str, key: str | None = None, policy: Policy | None = None) -> KeyRecord:
     if not NAME_RE.match(name):
         raise UserError(f"key name '{name}' must be 1-64 characters of A-Z a-z 0-9 . _ -")
     records = read_keys(path)
@@ -109,7 +119,7 @@ def add_key(path: Path, name: str, key: str | None = None) -> KeyRecord:
     if any(r.key == key for r in records):
         raise UserError(f"{path}: this key is already in the file")
     created = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    record = KeyRecord(key, name, "active", created)
+    record = KeyRecord(key, name, "active", created, policy=policy or Policy())
     write_keys(path, [*records, record])
     return record
 
@@ -122,5 +132,17 @@ def revoke_key(path: Path, name_or_id: str) -> list[KeyRecord]:
         raise UserError(f"{path}: no active key named or with id '{name_or_id}'; see `ftk gateway keys list`")
     for r in hit:
         r.status = "revoked"
+    write_keys(path, records)
+    return hit
+
+
+def update_key(path: Path, name_or_id: str, changes: dict[str, str]) -> list[KeyRecord]:
+    """Apply policy changes (FIELD: VALUE, "" clears the field) to every active key with this name or key id."""
+    records = read_keys(path)
+    hit = [r for r in records if r.status == "active" and name_or_id in (r.name, r.id)]
+    if not hit:
+        raise UserError(f"{path}: no active key named or with id '{name_or_id}'; see `ftk gateway keys list`")
+    for r in hit:
+        r.policy = r.policy.updated(changes, "ftk gateway keys update")
     write_keys(path, records)
     return hit

@@ -1,4 +1,5 @@
-"""Prometheus metrics from the gateway's JSON access log: requests per listener, status and key id; durations.
+"""Prometheus metrics from the gateway's JSON access log: requests per listener, status and key id; durations;
+inference requests and tokens per key id and model (the audit fields njs adds: model, prompt/completion tokens).
 
 nginx (open source) exports no per-status counters, so the error-rate and 429-rate alerts count the access log
 that scripts/gateway.sh configures (one JSON object per line), following it across rotation and truncation.
@@ -26,6 +27,8 @@ class GatewayLogMetrics:
         self.bytes_sent: dict[str, int] = defaultdict(int)
         self.hist: dict[str, list[int]] = defaultdict(lambda: [0] * (len(BUCKETS) + 1))
         self.hist_sum: dict[str, float] = defaultdict(float)
+        self.usage_requests: dict[tuple[str, str, str], int] = defaultdict(int)  # (key id, model, status class)
+        self.tokens: dict[tuple[str, str, str], int] = defaultdict(int)  # (key id, model, prompt|completion)
         self.lines = self.bad_lines = 0
         self._pos = 0
         self._inode: int | None = None
@@ -50,6 +53,22 @@ class GatewayLogMetrics:
                     counts[i] += 1
             counts[-1] += 1
             self.hist_sum[listener] += duration
+            self._usage(rec, key_id, status)
+
+    def _usage(self, rec: dict, key_id: str, status: str) -> None:
+        """Inference requests (those with a model) and their tokens, per key id and model (the lock is held). The
+        model is the client's word: only a 2xx answer (a model vLLM serves) names it, so that made-up names cannot
+        grow the series without bound; the others count as model "-"."""
+        model = str(rec.get("model") or "")
+        if not model or not key_id:
+            return
+        if not status.startswith("2"):
+            model = "-"
+        self.usage_requests[(key_id, model, status[0] + "xx")] += 1
+        for kind in ("prompt", "completion"):
+            n = rec.get(f"{kind}_tokens")
+            if isinstance(n, int) and n > 0:
+                self.tokens[(key_id, model, kind)] += n
 
     def poll(self) -> None:
         """Read what was appended since the last call; start over after rotation or truncation."""
@@ -98,11 +117,29 @@ class GatewayLogMetrics:
                 )
                 out.append(f'ftk_gateway_request_duration_seconds_count{{listener="{listener}"}} {counts[-1]}')
             out += [
+                "# HELP ftk_gateway_model_requests_total Inference requests per API key id, model and status class.",
+                "# TYPE ftk_gateway_model_requests_total counter",
+            ]
+            for (key_id, model, code), n in sorted(self.usage_requests.items()):
+                labels = f'key_id="{key_id}",model="{_label(model)}",status="{code}"'
+                out.append(f"ftk_gateway_model_requests_total{{{labels}}} {n}")
+            out += [
+                "# HELP ftk_gateway_tokens_total Tokens per API key id, model and kind, from vLLM's usage.",
+                "# TYPE ftk_gateway_tokens_total counter",
+            ]
+            for (key_id, model, kind), n in sorted(self.tokens.items()):
+                out.append(f'ftk_gateway_tokens_total{{key_id="{key_id}",model="{_label(model)}",kind="{kind}"}} {n}')
+            out += [
                 "# HELP ftk_gateway_log_lines_invalid_total Access-log lines that were not gateway JSON.",
                 "# TYPE ftk_gateway_log_lines_invalid_total counter",
                 f"ftk_gateway_log_lines_invalid_total {self.bad_lines}",
             ]
         return "\n".join(out) + "\n"
+
+
+def _label(value: str) -> str:
+    """A label value in the text format: backslash, quote and newline escaped (a model name comes from clients)."""
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
 def serve(metrics: GatewayLogMetrics, bind: str, port: int, interval: float = 1.0) -> None:

@@ -73,12 +73,14 @@ def write_config(s: Settings, prefix: Path, directive: str) -> None:
     templates = nginx_conf.render_templates(s, directive)
     keys_file, vllm_key_file = s.path("api_keys_file"), s.path("vllm_api_key_file")
     records = read_key_file(keys_file)
-    maps = nginx_conf.key_maps(records, keys_file)
+    maps = nginx_conf.key_maps(records, keys_file, s)
+    limits = nginx_conf.key_limits(records, s)
     auth = nginx_conf.upstream_auth(read_vllm_key(vllm_key_file), vllm_key_file)
     make_prefix(prefix)
     for rel, text in templates.items():
         write_atomic(conf / rel, text, mode=0o644)
     write_secret(conf / "api_keys.conf", maps)
+    write_atomic(conf / "key_limits.conf", limits, mode=0o644)
     write_secret(conf / "upstream_auth.conf", auth)
     write_atomic(prefix / "html" / "health.json", HEALTH, mode=0o644)
     active = sum(r.status == "active" for r in records)
@@ -87,9 +89,9 @@ def write_config(s: Settings, prefix: Path, directive: str) -> None:
 
 def make_prefix(prefix: Path) -> None:
     # 0755: workers dropped from root read html/ and write temp/
-    for sub in ("conf/snippets", "logs", "html", *(f"temp/{t}" for t in TEMP_DIRS)):
+    for sub in ("conf/snippets", "conf/njs", "logs", "html", *(f"temp/{t}" for t in TEMP_DIRS)):
         (prefix / sub).mkdir(parents=True, exist_ok=True)
-    for sub in ("", "conf", "conf/snippets", "logs", "html", "temp"):
+    for sub in ("", "conf", "conf/snippets", "conf/njs", "logs", "html", "temp"):
         (prefix / sub).chmod(0o755)
 
 
