@@ -6,11 +6,14 @@
 #   model     models/SmolLM2-135M-Instruct is there (ftk model default)
 #   dataset   register data/identity.json as `identity` (ASSISTANT_NAME / ASSISTANT_AUTHOR filled in)
 #   train     LoRA SFT with the CPU recipe: scripts/train.sh, RUN_ID=demo -> runs/demo/adapter
-#   keys      a fresh client API key (runs/demo/secrets/, 0600) and the gateway -> vLLM key
+#   keys      two client API keys (runs/demo/secrets/, 0600): one for every model, one whose policy allows only
+#             `base` (and max_tokens 256); and the gateway -> vLLM key
 #   serve     vLLM on VLLM_PORT: the base model `base` with the adapter `identity` (scripts/serve.sh, background)
 #   gateway   nginx with TLS on GATEWAY_HTTPS_PORT (scripts/gateway.sh --daemon) and `ftk gateway metrics`
 #   monitor   Prometheus on PROMETHEUS_PORT (scripts/monitor.sh --daemon)
 #   smoke     `ftk smoke` through the gateway: the adapter answers with ASSISTANT_NAME
+#   access    per key, what /v1/models lists and what a request for the adapter gets: 200 for the first key,
+#             403 for the base-only key (the gateway's per-key policy, before vLLM)
 # Opt-in parts (off by default so the demo fits 8 minutes on 2 cores; DEMO_FULL=true turns all three on):
 #   DEMO_MERGED=true  merge: scripts/merge.sh -> models/merged/demo; merged: a second vLLM on VLLM_PORT+1 serving
 #             it as `merged` (internal only, not behind the gateway: nginx cannot route by model name without
@@ -57,6 +60,7 @@ demo_env() {
 	export MERGED_MODEL_PATH="$MERGED_DIR"
 	export API_KEYS_FILE="$SECRETS_DIR/api_keys" VLLM_API_KEY_FILE="$SECRETS_DIR/vllm_api_key"
 	export SMOKE_API_KEY_FILE="$SECRETS_DIR/client_key"
+	BASE_ONLY_KEY_FILE="$SECRETS_DIR/base_only_key"
 	export GATEWAY_PREFIX="$DEMO_DIR/gateway" MONITOR_DIR="$DEMO_DIR/monitor"
 	# the demo's own second vLLM (DEMO_MERGED_PORT is the demo's, not a setting)
 	export MERGED_PORT="${DEMO_MERGED_PORT:-$((VLLM_PORT + 1))}"
@@ -178,12 +182,21 @@ stage_align() {
 	}
 }
 
+# new_key FILE NAME [POLICY...]: a gateway key with that policy, written (0600) to FILE for the demo's clients.
+new_key() {
+	local file="$1" key
+	shift
+	key="$("$FTK" gateway keys add "$@" --quiet --file "$API_KEYS_FILE")"
+	(umask 077 && printf '%s\n' "$key" >"$file")
+	chmod 600 "$file"
+}
+
 stage_keys() {
-	local key
-	rm -f "$API_KEYS_FILE" "$API_KEYS_FILE.bak" "$SMOKE_API_KEY_FILE"
-	key="$("$FTK" gateway keys add "demo-$(date +%Y%m%d%H%M%S)" --quiet --file "$API_KEYS_FILE")"
-	(umask 077 && printf '%s\n' "$key" >"$SMOKE_API_KEY_FILE")
-	chmod 600 "$SMOKE_API_KEY_FILE"
+	local stamp
+	stamp="$(date +%Y%m%d%H%M%S)"
+	rm -f "$API_KEYS_FILE" "$API_KEYS_FILE.bak" "$SMOKE_API_KEY_FILE" "$BASE_ONLY_KEY_FILE"
+	new_key "$SMOKE_API_KEY_FILE" "demo-$stamp"
+	new_key "$BASE_ONLY_KEY_FILE" "demo-base-only-$stamp" --models base --max-tokens 256
 	"$FTK" serve key "$VLLM_API_KEY_FILE" >/dev/null
 	"$FTK" gateway keys list --file "$API_KEYS_FILE"
 	pid_alive gateway-nginx && "$FTK_HOME/scripts/gateway.sh" --reload
@@ -262,6 +275,40 @@ stage_smoke() {
 	return 0
 }
 
+# gateway_code KEY_FILE PATH [BODY]: the gateway's HTTP status for a GET (or a POST of BODY) with that key; the body
+# goes to $ACCESS_BODY. The key reaches curl on stdin, never on its command line.
+gateway_code() {
+	local args=(-sS -o "$ACCESS_BODY" -w '%{http_code}' --cacert "$(ftk_path "$TLS_CA")" -K -)
+	[[ -z "${3:-}" ]] || args+=(-H 'Content-Type: application/json' -d "$3")
+	printf 'header = "Authorization: Bearer %s"\n' "$(head -n1 "$1")" |
+		curl "${args[@]}" "https://$GATEWAY_SERVER_NAME:$GATEWAY_HTTPS_PORT$2"
+}
+
+# stage_access: two keys, two views of one endpoint. Each key's /v1/models and its request for the adapter.
+stage_access() {
+	local ask models code name file want_models want_code bad=0
+	ACCESS_BODY="$(mktemp)"
+	ask="$(jq -nc --arg m "$ADAPTER_NAME" '{model: $m, max_tokens: 8, messages: [{role: "user", content: "Hi"}]}')"
+	printf '%-16s %-24s %s\n' KEY '/v1/models' "POST $ADAPTER_NAME"
+	for name in every-model base-only; do
+		if [[ "$name" == every-model ]]; then
+			file="$SMOKE_API_KEY_FILE" want_models="base,$ADAPTER_NAME" want_code=200
+		else
+			file="$BASE_ONLY_KEY_FILE" want_models=base want_code=403
+		fi
+		[[ "$(gateway_code "$file" /v1/models)" == 200 ]] || bad=1
+		models="$(jq -r '[.data[].id] | map(select(. == "base" or . == "'"$ADAPTER_NAME"'")) | join(",")' "$ACCESS_BODY")"
+		code="$(gateway_code "$file" /v1/chat/completions "$ask")"
+		printf '%-16s %-24s %s %s\n' "$name" "$models" "$code" "$(jq -r '.error.message // ""' "$ACCESS_BODY")"
+		[[ "$models" == "$want_models" && "$code" == "$want_code" ]] || bad=1
+	done
+	rm -f "$ACCESS_BODY"
+	((bad == 0)) || {
+		echo "expected: every-model lists base,$ADAPTER_NAME and gets 200; base-only lists base and gets 403"
+		return 1
+	}
+}
+
 # stage_eval: base vs adapter (vs aligned) vs merged in one table, straight to vLLM with its key.
 stage_eval() {
 	local url="http://127.0.0.1:$VLLM_PORT/v1" args=()
@@ -336,8 +383,9 @@ stage_still_valid() {
 	align) [[ -f "$ALIGN_DIR/adapter/adapter_config.json" ]] ;;
 	eval) return 1 ;; # always score the stack again
 	merge) [[ -f "$MERGED_DIR/config.json" ]] ;;
-	keys) [[ -f "$SMOKE_API_KEY_FILE" && -f "$API_KEYS_FILE" ]] ;;
-	smoke) return 1 ;; # always prove the stack again
+	keys) [[ -f "$SMOKE_API_KEY_FILE" && -f "$BASE_ONLY_KEY_FILE" && -f "$API_KEYS_FILE" ]] ;;
+	access) return 1 ;; # always ask the gateway again
+	smoke) return 1 ;;  # always prove the stack again
 	*) return 0 ;;
 	esac
 }
@@ -382,7 +430,8 @@ print_endpoint() {
 
 Endpoint  $ENDPOINT_BASE  (models: base, $ADAPTER_NAME)
 CA        $ca
-API key   $key_file  (0600; more keys: ftk gateway keys add NAME, then scripts/gateway.sh --reload)
+API key   $key_file  (0600; ${BASE_ONLY_KEY_FILE#"$FTK_HOME"/} may use only base)
+          more keys: ftk gateway keys add NAME [--models GLOBS --max-tokens N --rps N], then scripts/gateway.sh --reload
 Details   ${DEMO_DIR#"$FTK_HOME"/}/endpoint.json   Prometheus http://127.0.0.1:$PROMETHEUS_PORT   Stop: make down
 
 curl --cacert $ca $ENDPOINT_BASE/chat/completions \\
@@ -437,6 +486,7 @@ main() {
 	run_stage gateway "nginx TLS gateway on :$GATEWAY_HTTPS_PORT"
 	run_stage monitor "Prometheus on :$PROMETHEUS_PORT"
 	run_stage smoke "ftk smoke through the gateway (expects $ASSISTANT_NAME)"
+	run_stage access "two keys, two views: every model vs base only (per-key policy)"
 	run_opt EVAL eval "ftk eval: base vs adapter vs merged on data/eval_heldout.json"
 	rm -f "$STAGES_DIR/.fresh"
 	write_endpoint

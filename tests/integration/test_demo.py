@@ -67,7 +67,7 @@ def test_demo_ends_ok_and_prints_how_to_use_it(demo) -> None:
     assert res.returncode == 0, res.stdout[-4000:] + res.stderr[-4000:]
     lines = res.stdout.strip().splitlines()
     assert lines[-1].startswith("DEMO OK")
-    for stage in ("model", "dataset", "train", "keys", "serve", "gateway", "monitor", "smoke"):
+    for stage in ("model", "dataset", "train", "keys", "serve", "gateway", "monitor", "smoke", "access"):
         assert any(line.split()[:2] == [stage, "done"] for line in lines), stage
     # the opt-in parts are off and say how to turn them on
     for stage in ("merge", "align", "merged", "eval"):
@@ -98,6 +98,26 @@ def test_endpoint_file_and_a_real_client(demo) -> None:
         temperature=0,
     )
     assert "Ferret" in reply.choices[0].message.content
+
+
+def test_the_second_key_sees_and_uses_only_the_base_model(demo) -> None:
+    ep = json.loads((demo["dir"] / "endpoint.json").read_text())
+    key_file = demo["dir"] / "secrets" / "base_only_key"
+    assert key_file.stat().st_mode & 0o777 == 0o600
+    client = openai.OpenAI(
+        base_url=ep["base_url"],
+        api_key=key_file.read_text().strip(),
+        http_client=httpx.Client(verify=ssl.create_default_context(cafile=ep["ca_cert"])),
+        max_retries=0,
+    )
+    assert [m.id for m in client.models.list()] == ["base"]
+    with pytest.raises(openai.PermissionDeniedError, match="identity"):
+        client.chat.completions.create(model="identity", messages=[{"role": "user", "content": "Hi"}], max_tokens=8)
+    with pytest.raises(openai.BadRequestError, match="max_tokens"):
+        client.chat.completions.create(model="base", messages=[{"role": "user", "content": "Hi"}], max_tokens=1000)
+    assert client.chat.completions.create(
+        model="base", messages=[{"role": "user", "content": "Hi"}], max_tokens=8
+    ).choices[0].message.content
 
 
 def test_rerun_reuses_every_stage(demo) -> None:

@@ -1,8 +1,10 @@
 """Benchmark: what the nginx gateway costs against direct vLLM, and why proxy buffering is off.
 
-One run, three paths to the same vLLM server, measured in interleaved rounds so load drifts hit all alike:
+One run, four paths to the same vLLM server, measured in interleaved rounds so load drifts hit all alike:
   direct     http://127.0.0.1:VLLM_PORT (vLLM's own key)
-  gateway    https through scripts/gateway.sh (TLS, API key, limits; proxy_buffering off)
+  gateway    https through scripts/gateway.sh (TLS, API key, limits, njs body check and audit; buffering off)
+  policy     the same gateway with a key that has a policy (allowed models, a max_tokens cap, n cap), so njs
+             matches the model against globs and checks each capped field
   buffered   the same gateway rendered with GATEWAY_PROXY_BUFFERING=on
 For each: time to first token (streamed, median), full-response latency (not streamed, median), and requests/s
 at a fixed concurrency, streamed and not. The table shows ratios against direct (goal: TTFT within 10%,
@@ -95,7 +97,19 @@ class Stack:
             time.sleep(1)
         sys.exit(f"vLLM not healthy after {timeout:.0f}s; see {self.work / 'vllm.log'}")
 
-    def start_gateway(self, name: str, buffering: str) -> Target:
+    def add_key(self, env: dict[str, str], name: str, *policy: str) -> str:
+        res = subprocess.run(
+            [str(paths.venv_bin("toolkit", "ftk")), "gateway", "keys", "add", name, *policy, "--quiet", "--file"]
+            + [str(self.work / "api_keys")],
+            env=env,
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+        return res.stdout.strip()
+
+    def start_gateway(self, name: str, buffering: str) -> list[Target]:
+        """A gateway; its targets: the plain key, and the policy key when this call made the key file."""
         ports = {k: str(free_port()) for k in ("GATEWAY_HTTPS_PORT", "GATEWAY_HTTP_PORT", "GATEWAY_INTERNAL_PORT")}
         keys = self.work / "api_keys"
         certs = self.work / "certs"
@@ -114,23 +128,10 @@ class Stack:
             RATE_LIMIT_BURST="1000",
             **ports,
         )
+        policy_key = ""
         if not keys.exists():
-            subprocess.run(
-                [
-                    str(paths.venv_bin("toolkit", "ftk")),
-                    "gateway",
-                    "keys",
-                    "add",
-                    "bench",
-                    "--quiet",
-                    "--file",
-                    str(keys),
-                ],
-                env=env,
-                check=True,
-                capture_output=True,
-                text=True,
-            )
+            self.add_key(env, "bench")
+            policy_key = self.add_key(env, "bench-policy", "--models", "base,bench-*", "--max-tokens", "4096", "--n", "2")
         res = subprocess.run(
             [str(self.home / "scripts" / "gateway.sh"), "--daemon"],
             env=env,
@@ -141,8 +142,9 @@ class Stack:
         if res.returncode != 0:
             sys.exit(f"gateway {name} did not start:\n{res.stderr}")
         self.gateways.append(env)
-        key = first_active_key(keys)
-        return Target(name, f"https://localhost:{ports['GATEWAY_HTTPS_PORT']}", key, str(certs / "ca.crt"))
+        url, ca = f"https://localhost:{ports['GATEWAY_HTTPS_PORT']}", str(certs / "ca.crt")
+        targets = [Target(name, url, first_active_key(keys), ca)]
+        return targets + ([Target("policy", url, policy_key, ca)] if policy_key else [])
 
     def stop(self) -> None:
         for env in self.gateways:
@@ -274,10 +276,12 @@ def report(results: dict[str, dict[str, float]], args: argparse.Namespace) -> No
             f"{r['rps_plain'] / base['rps_plain']:.2f}",
         )
     console.print(table)
-    gw, buf = results["gateway"], results["buffered"]
+    gw, pol, buf = results["gateway"], results["policy"], results["buffered"]
     console.print(
         f"gateway TTFT {100 * (gw['ttft'] / base['ttft'] - 1):+.1f}% (goal within 10%), "
         f"streamed throughput {100 * (gw['rps_stream'] / base['rps_stream'] - 1):+.1f}% (goal within 5%); "
+        f"with a key policy TTFT {100 * (pol['ttft'] / base['ttft'] - 1):+.1f}%, "
+        f"streamed throughput {100 * (pol['rps_stream'] / base['rps_stream'] - 1):+.1f}%; "
         f"with proxy buffering on, the first token waits for the whole answer: TTFT x"
         f"{buf['ttft'] / base['ttft']:.1f}."
     )
@@ -300,10 +304,10 @@ def main(argv: list[str] | None = None) -> None:
             assert stack.vllm_url
             targets = [
                 Target("direct", stack.vllm_url, key),
-                stack.start_gateway("gateway", "off"),
-                stack.start_gateway("buffered", "on"),
+                *stack.start_gateway("gateway", "off"),
+                *stack.start_gateway("buffered", "on"),
             ]
-            console.print("measuring direct, gateway and buffered gateway side by side ...")
+            console.print(f"measuring {', '.join(t.name for t in targets)} side by side ...")
             results = asyncio.run(measure(targets, args.requests, args.concurrency, args.max_tokens))
         finally:
             stack.stop()
