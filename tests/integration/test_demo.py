@@ -115,9 +115,11 @@ def test_the_second_key_sees_and_uses_only_the_base_model(demo) -> None:
         client.chat.completions.create(model="identity", messages=[{"role": "user", "content": "Hi"}], max_tokens=8)
     with pytest.raises(openai.BadRequestError, match="max_tokens"):
         client.chat.completions.create(model="base", messages=[{"role": "user", "content": "Hi"}], max_tokens=1000)
-    assert client.chat.completions.create(
-        model="base", messages=[{"role": "user", "content": "Hi"}], max_tokens=8
-    ).choices[0].message.content
+    assert (
+        client.chat.completions.create(model="base", messages=[{"role": "user", "content": "Hi"}], max_tokens=8)
+        .choices[0]
+        .message.content
+    )
 
 
 def test_rerun_reuses_every_stage(demo) -> None:

@@ -18,7 +18,7 @@ from test_compose import compose_bin
 EXAMPLE = HOME / ".env.example"
 SETTINGS_PY = HOME / "toolkit/src/ftk/settings.py"
 KEY_RE = re.compile(r"^([A-Z][A-Z0-9_]*)=(.*)$")
-SECRET_NAME_RE = re.compile(r"(API_KEY|PASSWORD|TOKEN|SECRET|TLS_KEY)")
+SECRET_NAME_RE = re.compile(r"(API_KEY|PASSWORD|TOKEN(?!S)|SECRET|TLS_KEY)")  # *_TOKENS are counts (max_tokens caps)
 
 
 def settings_sections() -> dict[str, str]:

@@ -51,8 +51,8 @@ def test_receiver_masks_then_writes_0600_and_expires_old_days(tmp_path: Path) ->
     rec = {"request_id": "r1", "prompt": "I am jane@example.com", "output": "call +1 415-555-2671"}
     with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as s:
         s.sendto(f"<190>Dec  7 07:00:00 ftk_capture: {json.dumps(rec)}".encode(), str(sock))
-    for _ in range(100):
-        files = list(folder.glob("capture-*.jsonl"))
+    for _ in range(100):  # today's file, with the record (the old file is there from the start)
+        files = [p for p in folder.glob("capture-*.jsonl") if p != old]
         if files and files[0].stat().st_size:
             break
         time.sleep(0.05)

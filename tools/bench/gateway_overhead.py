@@ -131,7 +131,9 @@ class Stack:
         policy_key = ""
         if not keys.exists():
             self.add_key(env, "bench")
-            policy_key = self.add_key(env, "bench-policy", "--models", "base,bench-*", "--max-tokens", "4096", "--n", "2")
+            policy_key = self.add_key(
+                env, "bench-policy", "--models", "base,bench-*", "--max-tokens", "4096", "--n", "2"
+            )
         res = subprocess.run(
             [str(self.home / "scripts" / "gateway.sh"), "--daemon"],
             env=env,
