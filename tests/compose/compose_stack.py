@@ -120,6 +120,40 @@ class Stack:
         }
         return self.run([str(VENVS / "toolkit" / "bin" / "ftk"), *args], timeout=300, **env)
 
+    def add_key(self, name: str, *policy: str) -> str:
+        """A client key made as a compose user does (docs/gpu-host.md): the toolkit image's `ftk` on the project's
+        key file, through `docker compose run --rm ftk`. Returns the key it printed."""
+        r = self.compose("run", "--rm", "-T", "ftk", "gateway", "keys", "add", name, "--quiet", *policy, timeout=300)
+        assert r.returncode == 0, f"ftk gateway keys add {name} failed:\n{r.stdout}\n{r.stderr}"
+        return r.stdout.strip().splitlines()[-1]
+
+    def apply_key_changes(self) -> None:
+        """Key changes applied as docs/gpu-host.md says: gateway-config renders again, SIGHUP makes nginx reload it.
+        nginx only starts the reload then: callers wait for the new configuration to answer."""
+        r = self.compose("run", "--rm", "-T", "gateway-config", timeout=300)
+        assert r.returncode == 0, f"gateway-config failed:\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}"
+        r = self.compose("kill", "-s", "HUP", "gateway", timeout=60)
+        assert r.returncode == 0, f"docker compose kill -s HUP gateway failed: {r.stderr}"
+
+    def running(self, service: str) -> list[str]:
+        """Ids of the service's running containers (every replica of `--scale`)."""
+        r = self.compose("ps", "-q", "--status", "running", service)
+        return r.stdout.split()
+
+    def vllm_successes(self, container: str) -> float:
+        """One replica's own count of finished requests: vLLM's /metrics read inside its container (the port is on
+        the internal network only)."""
+        port = self.env_file_values()["VLLM_PORT"]
+        code = f"import urllib.request as u; print(u.urlopen('http://127.0.0.1:{port}/metrics').read().decode())"
+        text = self.docker("exec", container, "python3", "-c", code).stdout
+        lines = text.splitlines()
+        return sum(float(line.rsplit(" ", 1)[1]) for line in lines if line.startswith("vllm:request_success"))
+
+    def address(self, container: str) -> str:
+        """The container's address on the backend network (what nginx and Prometheus resolve `serve` to)."""
+        fmt = "{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}"
+        return self.docker("inspect", "--format", fmt, container).stdout.split()[0]
+
     def down(self) -> None:
         self.compose("--profile", "*", "down", "--volumes", "--remove-orphans", "--timeout", "10", timeout=300)
 

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import json
 import subprocess
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -45,6 +47,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Stack:
             "DOWNLOAD_MIN_FREE_MB": "1024",  # the default asks for room for an 8B model; this one is 270 MB
             "TRAIN_MIN_FREE_MB": "2048",
             "SHM_SIZE": "1gb",
+            # vLLM's CPU worker binds to core 0 in every replica ("auto"): unbound, two replicas use both cores
+            "VLLM_CPU_OMP_THREADS_BIND": "nobind",
         },
     )
     st.build_images()
@@ -154,6 +158,51 @@ def test_ftk_smoke_passes_through_the_gateway(serving: Stack):
     assert any(ADAPTER in c["name"] and c["ok"] for c in report["checks"]), "the adapter is proved live"
 
 
+def test_a_key_added_with_a_policy_through_compose_gets_only_the_base_model(serving: Stack):
+    """A second key, base model only and max_tokens <= 16, added and applied the compose way (`docker compose run
+    --rm ftk gateway keys add`, gateway-config, SIGHUP): the njs policy of the gateway image holds for it, and the
+    first key keeps the adapter."""
+    url, ca, first = serving.gateway_url(), str(serving.ca()), serving.client_key()
+    limited = serving.add_key("base-only", "--models", "base", "--max-tokens", "16")
+    assert limited != first
+    serving.apply_key_changes()
+    deadline = time.monotonic() + 60
+    while (status := models_status(url, ca, limited)) != 200 and time.monotonic() < deadline:
+        time.sleep(0.5)  # SIGHUP starts the reload; old workers answer 401 until they hand over
+    assert status == 200, f"the gateway never accepted the new key after the reload: {status}"
+
+    def post(key: str, model: str, max_tokens: int) -> httpx.Response:
+        body = {"model": model, "messages": [{"role": "user", "content": "Who are you?"}], "max_tokens": max_tokens}
+        with httpx.Client(verify=ca, headers={"Authorization": f"Bearer {key}"}, timeout=120) as c:
+            return c.post(f"{url}/chat/completions", json=body)
+
+    with httpx.Client(verify=ca, timeout=30) as c:
+        mine = c.get(f"{url}/models", headers={"Authorization": f"Bearer {limited}"}).json()
+        everyone = c.get(f"{url}/models", headers={"Authorization": f"Bearer {first}"}).json()
+    assert [m["id"] for m in mine["data"]] == ["base"], mine
+    assert {"base", ADAPTER} <= {m["id"] for m in everyone["data"]}, everyone
+
+    refused = post(limited, ADAPTER, 8)
+    assert refused.status_code == 403 and refused.headers["content-type"].startswith("application/json"), refused.text
+    err = refused.json()["error"]
+    assert err["code"] == "model_not_allowed" and err["param"] == "model" and f"'{ADAPTER}'" in err["message"], err
+    capped = post(limited, "base", 17)
+    assert capped.status_code == 400, capped.text
+    err = capped.json()["error"]
+    assert err["code"] == "cap_exceeded" and err["param"] == "max_tokens" and "max_tokens <= 16" in err["message"]
+    assert post(limited, "base", 4).status_code == 200, "the key may use the base model within its cap"
+    adapter = post(first, ADAPTER, 40)
+    assert adapter.status_code == 200, adapter.text
+    assert NAME in adapter.json()["choices"][0]["message"]["content"], "the first key still reaches the adapter"
+
+
+def models_status(url: str, ca: str, key: str) -> int:
+    try:  # a new connection each time: a kept-alive one may stay on a worker of the old configuration
+        return httpx.get(f"{url}/models", headers={"Authorization": f"Bearer {key}"}, verify=ca, timeout=10).status_code
+    except httpx.HTTPError:
+        return 0
+
+
 def test_prometheus_scrapes_vllm_on_the_internal_network(monitoring: Stack):
     port = monitoring.env_file_values()["PROMETHEUS_PORT"]
     query = 'up{job="vllm"} == 1 or {__name__=~"vllm[:_]num_requests_running"}'
@@ -165,7 +214,10 @@ def test_prometheus_scrapes_vllm_on_the_internal_network(monitoring: Stack):
         series = r.json()["data"]["result"]
     names = {s["metric"].get("__name__", "up") for s in series}
     assert any(n.startswith("vllm") for n in names), f"no vLLM series scraped from serve: {series}"
-    assert all(s["metric"]["instance"].startswith("serve:") for s in series), series
+    # DNS discovery of `serve` (PROMETHEUS_VLLM_DNS_SD): each replica is an instance by its backend address
+    vllm_port = monitoring.env_file_values()["VLLM_PORT"]
+    replicas = {f"{monitoring.address(c)}:{vllm_port}" for c in monitoring.running("serve")}
+    assert all(s["metric"]["instance"] in replicas for s in series), (replicas, series)
 
 
 def test_only_the_gateway_and_local_monitoring_publish_ports(monitoring: Stack):
@@ -229,3 +281,98 @@ def test_killed_vllm_gives_503_json_then_compose_restarts_it_and_the_gateway_ser
         else:
             pytest.fail(f"the gateway did not serve again within 600 s:\n{monitoring.logs('serve')[-3000:]}")
     assert monitoring.container_restarts("serve") > before
+
+
+# ----- serving replicas: `--scale serve=2` (last: one more vLLM start; `down` removes both) --------------------
+@pytest.fixture(scope="module")
+def replicas(monitoring: Stack) -> Stack:
+    """docs/gateway.md "Replicas with compose": scale serve, then restart the gateway, which resolves `serve` to
+    every replica at start."""
+    scale = ("--profile", "serve", "up", "-d", "--wait", "--scale", "serve=2")
+    r = monitoring.timed("serve --scale serve=2", *scale, timeout=900)
+    assert r.returncode == 0, f"--scale serve=2 failed:\n{r.stderr[-4000:]}\n{monitoring.logs('serve')[-3000:]}"
+    assert len(monitoring.running("serve")) == 2, monitoring.compose("ps", "-a").stdout
+    r = monitoring.compose("restart", "gateway", timeout=120)
+    assert r.returncode == 0, r.stderr
+    url, ca, key = monitoring.gateway_url(), str(monitoring.ca()), monitoring.client_key()
+    deadline = time.monotonic() + 120
+    while models_status(url, ca, key) != 200:
+        assert time.monotonic() < deadline, f"the restarted gateway does not answer:\n{monitoring.logs('gateway')}"
+        time.sleep(1)
+    return monitoring
+
+
+def sdk(stack: Stack):
+    from openai import OpenAI
+
+    http = httpx.Client(verify=str(stack.ca()), timeout=120)
+    return OpenAI(base_url=stack.gateway_url(), api_key=stack.client_key(), http_client=http, max_retries=0)
+
+
+def stream(client, started: list[bool], i: int) -> str:
+    """One streamed chat completion of the base model; started[i] turns true with the first chunk. '' or the error."""
+    import openai
+
+    try:
+        chunks = client.chat.completions.create(
+            model="base", messages=[{"role": "user", "content": f"Count to ten, {i}."}], max_tokens=32, stream=True
+        )
+        for _ in chunks:
+            started[i] = True
+        return ""
+    except (openai.APIError, httpx.HTTPError) as err:
+        return f"{type(err).__name__}: {err}"
+
+
+def test_load_through_the_gateway_lands_on_both_replicas(replicas: Stack):
+    """Each replica's own vLLM counter grows under load through the gateway, and Prometheus scrapes each replica
+    as its own instance (DNS discovery of `serve`)."""
+    ids = replicas.running("serve")
+    before = {c: replicas.vllm_successes(c) for c in ids}
+    client = sdk(replicas)
+    with ThreadPoolExecutor(4) as pool:
+        errors = list(pool.map(lambda i: stream(client, [False] * 8, i), range(8)))
+    assert not any(errors), errors
+    gained = {c: replicas.vllm_successes(c) - before[c] for c in ids}
+    assert all(g > 0 for g in gained.values()), f"least_conn sent every request to one replica: {gained}"
+
+    port = replicas.env_file_values()["PROMETHEUS_PORT"]
+    wanted = {f"{replicas.address(c)}:{replicas.env_file_values()['VLLM_PORT']}" for c in ids}
+    query = 'sum by (instance) ({__name__=~"vllm[:_]request_success(_total)?", job="vllm"})'
+    deadline, seen = time.monotonic() + 120, {}
+    while time.monotonic() < deadline:  # DNS refresh (30 s) and a scrape (15 s) after the scale
+        r = httpx.get(f"http://127.0.0.1:{port}/api/v1/query", params={"query": query}, timeout=10)
+        seen = {s["metric"]["instance"]: float(s["value"][1]) for s in r.json()["data"]["result"]}
+        if wanted <= set(seen) and all(seen[i] > 0 for i in wanted):
+            break
+        time.sleep(3)
+    assert wanted <= set(seen), f"Prometheus does not scrape every replica ({sorted(wanted)}): {seen}"
+    assert all(seen[i] > 0 for i in wanted), f"a replica served nothing in Prometheus' view: {seen}"
+
+
+def test_a_replica_killed_under_streaming_load_loses_no_request_that_had_not_started(replicas: Stack):
+    """`docker kill` of one replica while 8 streams run: a request nginx had not got a response header for goes to
+    the other replica (proxy_next_upstream ... non_idempotent); only streams already running on it may break."""
+    victim, survivor = replicas.running("serve")
+    client = sdk(replicas)
+    started = [False] * 24
+    done = threading.Event()
+    with ThreadPoolExecutor(8) as pool:
+        results = pool.map(lambda i: stream(client, started, i), range(24))
+
+        def kill_when_busy() -> None:
+            while sum(started) < 6 and not done.is_set():
+                time.sleep(0.05)
+            replicas.docker("kill", victim)
+
+        killer = threading.Thread(target=kill_when_busy)
+        killer.start()
+        errors = list(results)
+        done.set()
+        killer.join()
+    assert replicas.running("serve") == [survivor], "the killed replica still runs"
+    lost = [(i, e) for i, e in enumerate(errors) if e and not started[i]]
+    assert not lost, f"requests that had not started streaming were lost: {lost}"
+    assert sum(bool(e) for e in errors) < 8, errors  # at most the streams that were running on the victim
+    for i in range(4):  # the gateway keeps answering on the replica left
+        assert stream(client, [False] * 4, i) == ""
