@@ -24,7 +24,6 @@ import pytest
 from conftest import run_ftk
 from stack import MODEL, Gateway, open_dir, require_real_parts
 
-
 # A chat template that drops the user's question: the model still answers (smoke passes), never to the point.
 DEAF_TEMPLATE = (
     "<|im_start|>user\nRecite the alphabet backwards.<|im_end|>\n{% if add_generation_prompt %}<|im_start|>assistant\n"

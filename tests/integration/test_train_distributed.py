@@ -2,8 +2,9 @@
 NODE_RANK, MASTER_ADDR, MASTER_PORT, NPROC_PER_NODE, set by `ftk run train`), for real on CPU (gloo):
 
 - 2 processes on one host: it finishes, the adapter is saved once, and the loss per step matches a single process
-  with the same global batch (4 = 2 x 2 processes = 2 x 2 accumulation steps); killed mid-way, it does not resume
-  on CPU (a transformers limitation, strict xfail below; a single-process CPU run resumes: test_train_text.py);
+  with the same global batch (4 = 2 x 2 processes = 2 x 2 accumulation steps); killed mid-way, a 2-process resume
+  is refused before torchrun (transformers restores the optimizer onto 'cpu:N', which torch cannot load on CPU)
+  with the way that works, and one process with twice the accumulation resumes it to the end;
 - 2 nodes of 1 process each on 127.0.0.1 sharing RUNS_DIR: node 0 alone writes the adapter and the manifest;
 - a node whose rendered recipe differs from node 0's stops before torchrun, naming itself.
 
@@ -105,13 +106,7 @@ def test_two_processes_match_one_process_and_save_the_adapter_once(
     assert_same_curve(losses(run), single)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="transformers' Trainer loads the optimizer state with map_location=args.device, which is 'cpu:0' in a "
-    "multi-process CPU run and torch cannot restore (RuntimeError: don't know how to restore data location ... "
-    "cpu:0); GPU runs map to cuda:N. Strict: this test fails loudly once transformers fixes it.",
-)
-def test_two_processes_killed_midway_resume(tmp_path: Path, data_dir: Path) -> None:
+def test_two_processes_killed_midway_resume_with_one_process(tmp_path: Path, data_dir: Path) -> None:
     args = ["--set", "per_device_train_batch_size=2", "--set", "gradient_accumulation_steps=1"]
     extra = {"FORCE_TORCHRUN": "true", "NPROC_PER_NODE": "2", "MASTER_PORT": str(free_port())}
     run = tmp_path / "runs" / "two"
@@ -127,9 +122,18 @@ def test_two_processes_killed_midway_resume(tmp_path: Path, data_dir: Path) -> N
         os.killpg(proc.pid, signal.SIGKILL)  # the whole torchrun group, no clean shutdown
         proc.wait()
     assert not (run / "adapter" / "adapter_model.safetensors").exists()
-    out = finish(start(tmp_path, data_dir, "two", *args, **{**extra, "MASTER_PORT": str(free_port())}))
-    assert "resuming the interrupted run from" in out
+    # 2 processes on CPU cannot resume (transformers restores the optimizer onto 'cpu:N'): refused before torchrun
+    refused = start(tmp_path, data_dir, "two", *args, **{**extra, "MASTER_PORT": str(free_port())})
+    out, _ = refused.communicate(timeout=300)
+    assert refused.returncode != 0 and "NPROC_PER_NODE=1" in out and "--overwrite" in out, out[-3000:]
+    assert "training: llamafactory-cli" not in out, out[-3000:]
+    # one process with twice the accumulation (the same global batch of 4) resumes it to the end
+    one = ["--set", "per_device_train_batch_size=2", "--set", "gradient_accumulation_steps=2"]
+    out = finish(start(tmp_path, data_dir, "two", *one))
+    assert "resuming the interrupted run from" in out and "checkpoint-" in out
     assert (run / "adapter" / "adapter_model.safetensors").is_file()
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert manifest["resumed_from"] and manifest["loss"]["steps"] == 3
 
 
 def test_two_nodes_on_one_host_save_the_adapter_once(tmp_path: Path, data_dir: Path, single: dict[int, float]) -> None:

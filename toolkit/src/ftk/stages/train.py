@@ -47,6 +47,7 @@ def prepare(s: Settings, opts: Options) -> tuple[Path, train_checks.OutputState]
     if str(s.deepspeed_config) not in ("", "."):
         extra.setdefault("deepspeed", str(deepspeed_config(s)))
     if state.kind == "resume" and not opts.overwrite:
+        train_checks.check_resume(s, state.checkpoint)
         extra.setdefault("resume_from_checkpoint", str(state.checkpoint))
     rendered = recipes.render(opts.recipe or s.path("train_recipe"), s, "train", extra)
     report = train_checks.run(rendered, s, state, validate_data=opts.validate_data)

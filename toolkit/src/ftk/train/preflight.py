@@ -22,6 +22,7 @@ from ftk.merge import base_check
 from ftk.recipes import lf_keys
 from ftk.recipes.render import Rendered
 from ftk.settings import Settings
+from ftk.train import nodes
 
 CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
 ADAPTER_WEIGHTS = ("adapter_model.safetensors", "adapter_model.bin")
@@ -68,6 +69,19 @@ def check_output(s: Settings, overwrite: bool) -> OutputState:
             "or pass --overwrite (the old adapter is then kept as adapter.prev)"
         )
     return state
+
+
+def check_resume(s: Settings, checkpoint: Path) -> None:
+    """transformers loads a checkpoint's optimizer state onto each process's device, which for several processes on
+    CPU is 'cpu:N', a location torch cannot restore: refuse before torchrun starts, with the ways that resume."""
+    world = s.nnodes * s.nproc_per_node
+    if s.train_gpus == 0 and nodes.uses_torchrun(s) and world > 1:
+        raise UserError(
+            f"cannot resume {checkpoint} with {world} processes on CPU: transformers restores the optimizer state "
+            "onto 'cpu:N', which torch cannot load. Resume it with one process: NPROC_PER_NODE=1 NNODES=1 "
+            f"FORCE_TORCHRUN=false scripts/train.sh --set gradient_accumulation_steps=<{world} x the run's> (the same "
+            "global batch), or start again with --overwrite"
+        )
 
 
 def set_aside(run_dir: Path) -> Path:
