@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import socket
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
 
 from ftk.serve.client import ServerError, VllmClient
 from ftk.serve.registry import Entry
@@ -13,9 +17,26 @@ class ReplicaError(Exception):
     """The change failed on a replica (named in the message) and was undone on the others."""
 
 
+def expand(server: str, resolve: Callable[..., list[Any]] = socket.getaddrinfo) -> list[str]:
+    """One base URL per IPv4 address a server's name resolves to: compose's `--scale serve=N` replicas all answer
+    to the name `serve`, and nginx too sends to each address it resolved. An unresolvable name stays as it is
+    (the client's error then names it)."""
+    url = server if "://" in server else f"http://{server}"
+    parts = urlsplit(url)
+    try:
+        found = resolve(parts.hostname, parts.port or 80, socket.AF_INET, socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError):
+        return [url]
+    ips = sorted({info[4][0] for info in found})
+    if len(ips) < 2:
+        return [url]
+    return [f"{parts.scheme}://{ip}:{parts.port or 80}" for ip in ips]
+
+
 def clients(servers: list[str], key: str, timeout: float = 120.0) -> list[VllmClient]:
-    """A client per host:port (VLLM_UPSTREAMS' internal addresses), with the vLLM key."""
-    return [VllmClient(s if "://" in s else f"http://{s}", key, timeout=timeout) for s in servers]
+    """A client per vLLM replica (VLLM_UPSTREAMS' internal addresses, each name expanded to its addresses), with
+    the vLLM key."""
+    return [VllmClient(url, key, timeout=timeout) for s in servers for url in expand(s)]
 
 
 def load_everywhere(replicas: list[VllmClient], name: str, path: Path) -> None:
