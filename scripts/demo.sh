@@ -13,7 +13,8 @@
 #   monitor   Prometheus on PROMETHEUS_PORT (scripts/monitor.sh --daemon)
 #   smoke     `ftk smoke` through the gateway: the adapter answers with ASSISTANT_NAME
 #   access    per key, what /v1/models lists and what a request for the adapter gets: 200 for the first key,
-#             403 for the base-only key (the gateway's per-key policy, before vLLM)
+#             403 for the base-only key (the gateway's per-key policy, before vLLM); then `ftk gateway usage`
+#             (requests and tokens per key and model, from the audit log)
 # Opt-in parts (off by default so the demo fits 8 minutes on 2 cores; DEMO_FULL=true turns all three on):
 #   DEMO_MERGED=true  merge: scripts/merge.sh -> models/merged/demo; merged: a second vLLM on VLLM_PORT+1 serving
 #             it as `merged` (internal only, not behind the gateway: nginx cannot route by model name without
@@ -307,6 +308,8 @@ stage_access() {
 		echo "expected: every-model lists base,$ADAPTER_NAME and gets 200; base-only lists base and gets 403"
 		return 1
 	}
+	# the audit log's view of the same requests: per key and model, requests, refusals and tokens
+	COLUMNS=140 "$FTK" gateway usage --file "$API_KEYS_FILE" # a pipe, not a terminal: rich would fold to 80
 }
 
 # stage_eval: base vs adapter (vs aligned) vs merged in one table, straight to vLLM with its key.

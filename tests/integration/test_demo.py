@@ -76,6 +76,8 @@ def test_demo_ends_ok_and_prints_how_to_use_it(demo) -> None:
     assert "curl --cacert" in res.stdout and "openai.OpenAI(" in res.stdout
     for stage in ("train", "serve", "smoke"):
         assert (demo["dir"] / "logs" / f"{stage}.log").stat().st_size > 0
+    access = (demo["dir"] / "logs" / "access.log").read_text()
+    assert "base-only" in access and "403" in access and "Gateway usage" in access, access
 
 
 def test_endpoint_file_and_a_real_client(demo) -> None:
