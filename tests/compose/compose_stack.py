@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -16,7 +17,9 @@ import pytest
 from conftest import HOME, TIMINGS, VENVS
 
 TEST_UID = 4321  # the "host user" who owns the copy; not root, so ownership mistakes show
-PROJECT = "ftktest"  # compose project name: never the user's own `ftk` stack
+# compose project name: never the user's own `ftk` stack, nor the stack of another checkout's tests on this engine
+# (its `down` would remove this one's containers mid-run); the same name each run, so a killed run's leftovers go
+PROJECT = "ftktest-" + hashlib.sha256(str(HOME).encode()).hexdigest()[:8]
 HOST_CA_DIR = Path("/usr/local/share/ca-certificates")  # extra CAs of this host (an intercepting proxy)
 
 
