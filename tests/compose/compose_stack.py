@@ -157,6 +157,11 @@ class Stack:
         fmt = "{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}"
         return self.docker("inspect", "--format", fmt, container).stdout.split()[0]
 
+    def access_log(self) -> list[dict]:
+        """The gateway's JSON access log (runs/gateway/logs, a bind mount of the project)."""
+        path = self.root / self.env_file_values().get("RUNS_DIR", "runs") / "gateway" / "logs" / "access.log"
+        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
     def down(self) -> None:
         self.compose("--profile", "*", "down", "--volumes", "--remove-orphans", "--timeout", "10", timeout=300)
 
