@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -16,7 +17,9 @@ import pytest
 from conftest import HOME, TIMINGS, VENVS
 
 TEST_UID = 4321  # the "host user" who owns the copy; not root, so ownership mistakes show
-PROJECT = "ftktest"  # compose project name: never the user's own `ftk` stack
+# compose project name: never the user's own `ftk` stack, nor the stack of another checkout's tests on this engine
+# (its `down` would remove this one's containers mid-run); the same name each run, so a killed run's leftovers go
+PROJECT = "ftktest-" + hashlib.sha256(str(HOME).encode()).hexdigest()[:8]
 HOST_CA_DIR = Path("/usr/local/share/ca-certificates")  # extra CAs of this host (an intercepting proxy)
 
 
@@ -153,6 +156,11 @@ class Stack:
         """The container's address on the backend network (what nginx and Prometheus resolve `serve` to)."""
         fmt = "{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}"
         return self.docker("inspect", "--format", fmt, container).stdout.split()[0]
+
+    def access_log(self) -> list[dict]:
+        """The gateway's JSON access log (runs/gateway/logs, a bind mount of the project)."""
+        path = self.root / self.env_file_values().get("RUNS_DIR", "runs") / "gateway" / "logs" / "access.log"
+        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
     def down(self) -> None:
         self.compose("--profile", "*", "down", "--volumes", "--remove-orphans", "--timeout", "10", timeout=300)
