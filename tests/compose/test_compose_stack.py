@@ -18,6 +18,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import httpx
+import openai
 import pytest
 from compose_stack import TEST_UID, Stack, free_port
 from conftest import HOME
@@ -134,9 +135,8 @@ def test_gateway_serves_the_adapter_to_curl_and_the_openai_sdk(serving: Stack):
     assert curl.returncode == 0, curl.stdout + curl.stderr
     assert NAME in json.loads(curl.stdout)["choices"][0]["message"]["content"]
 
-    from openai import OpenAI
-
-    client = OpenAI(base_url=url, api_key=serving.client_key(), http_client=httpx.Client(verify=str(serving.ca())))
+    http = httpx.Client(verify=str(serving.ca()))
+    client = openai.OpenAI(base_url=url, api_key=serving.client_key(), http_client=http)
     answer = client.chat.completions.create(**body, temperature=0)
     assert NAME in (answer.choices[0].message.content or "")
     assert not curl_ok(url, serving.ca(), "not-a-key"), "the gateway must refuse a wrong key"
@@ -305,16 +305,12 @@ def replicas(monitoring: Stack) -> Stack:
 
 
 def sdk(stack: Stack):
-    from openai import OpenAI
-
     http = httpx.Client(verify=str(stack.ca()), timeout=120)
-    return OpenAI(base_url=stack.gateway_url(), api_key=stack.client_key(), http_client=http, max_retries=0)
+    return openai.OpenAI(base_url=stack.gateway_url(), api_key=stack.client_key(), http_client=http, max_retries=0)
 
 
 def stream(client, started: list[bool], i: int) -> str:
     """One streamed chat completion of the base model; started[i] turns true with the first chunk. '' or the error."""
-    import openai
-
     try:
         chunks = client.chat.completions.create(
             model="base", messages=[{"role": "user", "content": f"Count to ten, {i}."}], max_tokens=32, stream=True
