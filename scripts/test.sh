@@ -51,7 +51,10 @@ run_shell() {
 	step "bats"
 	local out rc=0 passed failed
 	out="$(mktemp)"
-	PATH="$BIN:$PATH" "$BIN/bats" --tap -r "$FTK_HOME/tests/bats" | tee "$out" || rc=$?
+	# the venv's bin first for bats, shellcheck and shfmt; set-up's python stays the machine's (a venv made by uv
+	# has no pip, and set-up reads pip's sources through it)
+	FTK_PYTHON="${FTK_PYTHON:-$(command -v python3)}" PATH="$BIN:$PATH" "$BIN/bats" --tap -r "$FTK_HOME/tests/bats" |
+		tee "$out" || rc=$?
 	passed=$(grep -c '^ok ' "$out" || true)
 	failed=$(grep -c '^not ok ' "$out" || true)
 	rm -f "$out"
