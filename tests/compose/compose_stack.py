@@ -152,19 +152,6 @@ class Stack:
         lines = text.splitlines()
         return sum(float(line.rsplit(" ", 1)[1]) for line in lines if line.startswith("vllm:request_success"))
 
-    def served_models(self, container: str) -> set[str]:
-        """What one replica serves: its /v1/models read inside its container, with vLLM's own key."""
-        env = self.env_file_values()
-        port, key_file = env["VLLM_PORT"], env.get("VLLM_API_KEY_FILE", "runs/secrets/vllm_api_key")
-        code = (
-            "import json, urllib.request as u; key = open('/app/" + key_file + "').read().strip(); "
-            f"req = u.Request('http://127.0.0.1:{port}/v1/models', headers={{'Authorization': 'Bearer ' + key}}); "
-            "print(json.dumps([m['id'] for m in json.load(u.urlopen(req))['data']]))"
-        )
-        r = self.docker("exec", container, "python3", "-c", code)
-        assert r.returncode == 0, r.stderr
-        return set(json.loads(r.stdout))
-
     def address(self, container: str) -> str:
         """The container's address on the backend network (what nginx and Prometheus resolve `serve` to)."""
         fmt = "{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}"

@@ -51,7 +51,6 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Stack:
             "SHM_SIZE": "1gb",
             # vLLM's CPU worker binds to core 0 in every replica ("auto"): unbound, two replicas use both cores
             "VLLM_CPU_OMP_THREADS_BIND": "nobind",
-            "ALLOW_RUNTIME_LORA": "true",  # `ftk lora load` through compose, on every replica
         },
     )
     st.build_images()
@@ -346,23 +345,6 @@ def test_load_through_the_gateway_lands_on_both_replicas(replicas: Stack):
         time.sleep(3)
     assert wanted <= set(seen), f"Prometheus does not scrape every replica ({sorted(wanted)}): {seen}"
     assert all(seen[i] > 0 for i in wanted), f"a replica served nothing in Prometheus' view: {seen}"
-
-
-def test_an_adapter_loaded_the_compose_way_reaches_both_replicas(replicas: Stack):
-    """`docker compose run --rm ftk lora load` (the toolkit on the backend network): the name `serve` stands for
-    both replicas, each serves the adapter, the registry records it, and `ftk lora sync --check` sees no drift."""
-    ids = replicas.running("serve")
-    assert len(ids) == 2
-    load = ("run", "--rm", "-T", "ftk", "lora", "load", "hot", f"runs/{RUN_ID}/adapter")
-    r = replicas.compose(*load, timeout=600)
-    assert r.returncode == 0, f"ftk lora load failed:\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}"
-    for cid in ids:
-        assert "hot" in replicas.served_models(cid), f"replica {cid[:12]} does not serve the hot-loaded adapter"
-    registry = json.loads((replicas.root / "runs" / "serve" / "adapters.json").read_text())
-    assert [a["name"] for a in registry["adapters"]] == ["hot"], registry
-    r = replicas.compose("run", "--rm", "-T", "ftk", "lora", "sync", "--check", timeout=300)
-    assert r.returncode == 0, f"drift after the load:\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}"
-    assert all(replicas.address(cid) in r.stdout for cid in ids), r.stdout  # the table names each replica
 
 
 def test_a_replica_killed_under_streaming_load_loses_no_request_that_had_not_started(replicas: Stack):
