@@ -38,7 +38,9 @@ def _key(key_file: Path | None) -> str:
 
 def _replicas(base_url: str, key_file: Path | None) -> list[VllmClient]:
     """--base-url, else every vLLM of the gateway, through its internal address, with the vLLM key."""
-    return replicas.clients([base_url] if base_url else get_settings().vllm_servers, _key(key_file))
+    if base_url:
+        return replicas.clients([base_url], _key(key_file), each_address=False)
+    return replicas.clients(get_settings().vllm_servers, _key(key_file))
 
 
 def _client(base_url: str, key_file: Path | None) -> VllmClient:

@@ -33,10 +33,15 @@ def expand(server: str, resolve: Callable[..., list[Any]] = socket.getaddrinfo) 
     return [f"{parts.scheme}://{ip}:{parts.port or 80}" for ip in ips]
 
 
-def clients(servers: list[str], key: str, timeout: float = 120.0) -> list[VllmClient]:
-    """A client per vLLM replica (VLLM_UPSTREAMS' internal addresses, each name expanded to its addresses), with
-    the vLLM key."""
-    return [VllmClient(url, key, timeout=timeout) for s in servers for url in expand(s)]
+def clients(servers: list[str], key: str, timeout: float = 120.0, each_address: bool = True) -> list[VllmClient]:
+    """A client per vLLM replica (VLLM_UPSTREAMS' internal addresses, each name expanded to its addresses unless
+    `each_address` is false: one server named on purpose), with the vLLM key."""
+    urls = (
+        [u for s in servers for u in expand(s)]
+        if each_address
+        else [s if "://" in s else f"http://{s}" for s in servers]
+    )
+    return [VllmClient(url, key, timeout=timeout) for url in urls]
 
 
 def load_everywhere(replicas: list[VllmClient], name: str, path: Path) -> None:
