@@ -80,6 +80,12 @@ def test_demo_ends_ok_and_prints_how_to_use_it(demo) -> None:
     assert "base-only" in access and "403" in access and "Gateway usage" in access, access
 
 
+def sdk(ep: dict, key_file: Path) -> openai.OpenAI:
+    """An OpenAI client for the demo's endpoint (its CA) with the key in key_file."""
+    http = httpx.Client(verify=ssl.create_default_context(cafile=ep["ca_cert"]))
+    return openai.OpenAI(base_url=ep["base_url"], api_key=key_file.read_text().strip(), http_client=http, max_retries=0)
+
+
 def test_endpoint_file_and_a_real_client(demo) -> None:
     endpoint_file = demo["dir"] / "endpoint.json"
     assert endpoint_file.stat().st_mode & 0o777 == 0o600
@@ -87,12 +93,7 @@ def test_endpoint_file_and_a_real_client(demo) -> None:
     assert set(ep["models"]) == {"base", "identity"}
     key_file = Path(ep["api_key_file"])
     assert key_file.stat().st_mode & 0o777 == 0o600
-    client = openai.OpenAI(
-        base_url=ep["base_url"],
-        api_key=key_file.read_text().strip(),
-        http_client=httpx.Client(verify=ssl.create_default_context(cafile=ep["ca_cert"])),
-        max_retries=0,
-    )
+    client = sdk(ep, key_file)
     reply = client.chat.completions.create(
         model="identity",
         messages=[{"role": "user", "content": "Who are you?"}],
@@ -106,12 +107,7 @@ def test_the_second_key_sees_and_uses_only_the_base_model(demo) -> None:
     ep = json.loads((demo["dir"] / "endpoint.json").read_text())
     key_file = demo["dir"] / "secrets" / "base_only_key"
     assert key_file.stat().st_mode & 0o777 == 0o600
-    client = openai.OpenAI(
-        base_url=ep["base_url"],
-        api_key=key_file.read_text().strip(),
-        http_client=httpx.Client(verify=ssl.create_default_context(cafile=ep["ca_cert"])),
-        max_retries=0,
-    )
+    client = sdk(ep, key_file)
     assert [m.id for m in client.models.list()] == ["base"]
     with pytest.raises(openai.PermissionDeniedError, match="identity"):
         client.chat.completions.create(model="identity", messages=[{"role": "user", "content": "Hi"}], max_tokens=8)
