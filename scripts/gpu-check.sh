@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Usage: scripts/gpu-check.sh [--phase all|train,serve,variants] [--work DIR] [--report FILE] [--size 1b|small]
 #                             [--steps N] [--concurrency 1,16,64] [--deadline-s S] [--no-vl] [--fresh]
-#                             [--skip WORD,...]
+#                             [--skip WORD,...] [--train-repeats N]
 #
 # Checks a GPU host end to end with the project's own stages, before a long job: builds a random-weight model
 # from a config (no hub), trains a few steps through scripts/train.sh (bf16 LoRA with SDPA, against a plain
@@ -27,6 +27,7 @@
 #   --no-vl            leave out the Qwen3-VL recipe
 #   --fresh            start a new report instead of adding to the one in WORK
 #   --skip WORDS       leave out the steps whose name contains one of these comma-separated words (e.g. QLoRA)
+#   --train-repeats N  alternate the plain and the scripts/train.sh run N times; the table shows medians (default 1)
 # Exit status: 0 when every step and check passed, 1 otherwise (the report names each failure), 2 bad usage.
 set -Eeuo pipefail
 # shellcheck source=scripts/lib/common.sh
@@ -42,7 +43,7 @@ parse_args() {
 			show_help "$0"
 			exit 0
 			;;
-		--phase | --work | --report | --size | --steps | --concurrency | --deadline-s | --skip)
+		--phase | --work | --report | --size | --steps | --concurrency | --deadline-s | --skip | --train-repeats)
 			[[ $# -ge 2 && -n "$2" ]] || die "$1 needs a value; see scripts/gpu-check.sh --help" 2
 			[[ "$1" == --work ]] && WORK="$2"
 			ARGS+=("$1" "$2")

@@ -81,6 +81,28 @@ def test_folder_is_a_complete_small_qwen3_vl(tiny: Path) -> None:
     assert _manifest(tiny)["llamafactory_template"] == "qwen3_vl_nothink"
 
 
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_greedy_answer_is_visible_text(tiny: Path, dtype: str) -> None:
+    """`ftk smoke` needs a non-empty answer: tied, the random model repeated the prompt's last token ("\n") and
+    the smoke of gpu-check failed on an H100 (bf16); the head rows of tokens that decode to nothing are zero."""
+    code = (
+        "import json, sys, torch; from transformers import AutoTokenizer, AutoModelForImageTextToText\n"
+        "t = AutoTokenizer.from_pretrained(sys.argv[1])\n"
+        "m = AutoModelForImageTextToText.from_pretrained(sys.argv[1], dtype=getattr(torch, sys.argv[2]))\n"
+        "ids = t.apply_chat_template([{'role': 'user', 'content': 'Which shape is red?'}],"
+        " add_generation_prompt=True, return_tensors='pt', return_dict=True)\n"
+        "o = m.generate(**ids, max_new_tokens=8, do_sample=False)[0, ids['input_ids'].shape[1]:]\n"
+        "print(json.dumps(t.decode(o, skip_special_tokens=True)))\n"
+    )
+    r = subprocess.run(
+        [str(venv_bin("train", "python")), "-c", code, str(tiny), dtype],
+        capture_output=True, text=True, timeout=300, env=clean_env(), check=False,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert json.loads(r.stdout.strip().splitlines()[-1]).strip(), "the greedy answer decodes to nothing"
+    assert json.loads((tiny / "config.json").read_text())["tie_word_embeddings"] is False
+
+
 def test_llamafactory_template_encodes_images_like_the_processor(tiny: Path) -> None:
     code, same = _image_prompt(tiny, "qwen3_vl_nothink")
     assert code == 0 and same["same"] and same["image_tokens"] == 16

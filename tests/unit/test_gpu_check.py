@@ -16,7 +16,7 @@ import pytest
 from conftest import HOME, VENVS, clean_env, run_ftk, venv_bin
 from ftk.gpucheck import random_text, vllm_bench
 from ftk.gpucheck.report import Comparison, Report, Step, decode_limit, kv_check, render
-from ftk.gpucheck.runner import Options, Runner
+from ftk.gpucheck.runner import Options, Runner, median_figures
 from ftk.serve.served import NotReady, Served
 from rich.console import Console
 
@@ -114,6 +114,7 @@ def test_report_command_prints_a_saved_report_and_exits_1_on_a_failure(tmp_path:
         (["--concurrency", "1,x"], "--concurrency"),
         (["--concurrency", "0"], "--concurrency"),
         (["--size", "7b"], "--size"),
+        (["--train-repeats", "0"], "--train-repeats"),
     ],
 )
 def test_run_refuses_bad_options_naming_the_flag(args: list[str], message: str, tmp_path: Path) -> None:
@@ -246,3 +247,14 @@ def test_skip_leaves_out_the_named_steps_and_the_report_stays_ok(tmp_path: Path)
     assert ran == ["train: scripts/train.sh (bf16 LoRA, SDPA)"]
     assert runner.report.steps[0].detail == "skipped: --skip QLoRA" and runner.report.ok
     assert json.loads((tmp_path / "report.json").read_text())["steps"][0]["detail"] == "skipped: --skip QLoRA"
+
+
+def test_repeated_train_runs_report_each_figures_median() -> None:
+    """--train-repeats N: a shared GPU host varies by a fifth run to run; the table shows the median of each."""
+    runs = [
+        {"effective_tokens_per_sec": 1684.0, "train_runtime": 22.3, "peak": None},
+        {"effective_tokens_per_sec": 1300.0, "train_runtime": 28.0, "peak": 3625.0},
+        {"effective_tokens_per_sec": 1500.0, "train_runtime": 25.0, "peak": 3625.0},
+    ]
+    assert median_figures(runs) == {"effective_tokens_per_sec": 1500.0, "train_runtime": 25.0, "peak": 3625.0}
+    assert median_figures([{"peak": None}]) == {"peak": None}

@@ -44,6 +44,9 @@ def run(
     phase: str = typer.Option("all", "--phase", help="all, or a comma-separated list of train,serve,variants."),
     size: str = typer.Option("1b", "--size", help="Random text model: 1b (1.17B, bf16) or small (21M)."),
     steps: int = typer.Option(20, "--steps", min=1, help="Optimizer steps per training run."),
+    train_repeats: int = typer.Option(
+        1, "--train-repeats", min=1, help="Alternate plain and scripts/train.sh this many times (medians)."
+    ),
     concurrency: str = typer.Option("1,16,64", "--concurrency", help="Concurrent requests per benchmark."),
     deadline: int = typer.Option(0, "--deadline-s", min=0, help="Start no step after this many seconds (0: none)."),
     vl: bool = typer.Option(True, "--vl/--no-vl", help="Also train and merge the Qwen3-VL recipe."),
@@ -67,6 +70,7 @@ def run(
         phases=phases,
         size=size,
         steps=steps,
+        train_repeats=train_repeats,
         concurrency=levels,
         deadline=time.monotonic() + deadline if deadline else 0.0,
         vl=vl,

@@ -16,6 +16,7 @@ import contextlib
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import time
 import traceback
@@ -37,6 +38,16 @@ PHASES = ("train", "serve", "variants")
 WARMUP_STEPS = 3
 VL_SERVE = {"LIMIT_MM_PER_PROMPT": '{"image":1,"video":0}', "VLLM_ENFORCE_EAGER": "true", "MAX_MODEL_LEN": "2048"}
 TRAIN_SETS = ("save_steps=100000", "logging_steps=5", "flash_attn=sdpa", "report_to=none")
+
+
+def median_figures(runs: list[dict[str, float | None]]) -> dict[str, float | None]:
+    """Each figure's median over repeated runs (a shared GPU host varies by a fifth from one run to the next)."""
+    keys = {k for run in runs for k in run}
+    out: dict[str, float | None] = {}
+    for key in keys:
+        values = [float(v) for run in runs if isinstance(v := run.get(key), int | float)]
+        out[key] = statistics.median(values) if values else None
+    return out
 
 
 class StepFailed(RuntimeError):
@@ -67,6 +78,7 @@ class Options:
     deadline: float = 0.0  # monotonic time after which no new step starts (0: none)
     vl: bool = True
     skip: tuple[str, ...] = ()  # steps whose name contains one of these words are left out (a time-boxed host)
+    train_repeats: int = 1  # plain and scripts/train.sh alternated this many times; the table shows medians
 
 
 @dataclass
@@ -217,6 +229,25 @@ class Runner:
             raise StepFailed(f"no {path}: training wrote no results")
         return json.loads(path.read_text())
 
+    def train_plain(self) -> dict[str, float | None]:
+        """The recipe's config rendered by ftk, trained by a plain `llamafactory-cli train` (the reference)."""
+        env = self.text_env("text-plain")
+        shutil.rmtree(self.runs / "text-plain", ignore_errors=True)
+        ftk = tool("toolkit", "ftk")
+        self.sh([ftk, "config", "render", "train", "--run-id", "text-plain", *self.train_sets()], "train", **env)
+        with host.GpuMemoryPeak() as peak:
+            self.sh([tool("train", "llamafactory-cli"), "train", str(self.runs / "text-plain" / "train.yaml")],
+                    "train-plain", **env)  # fmt: skip
+        return {**self.trained(self.runs / "text-plain"), "peak": peak.peak_mib}
+
+    def train_wrapper(self, run_id: str, **extra: str) -> dict[str, float | None]:
+        """The same through scripts/train.sh (preflight, drift check, the logged subprocess, the manifest)."""
+        env = self.text_env(run_id, **extra)
+        with host.GpuMemoryPeak() as peak:
+            train_sh = str(self.home / "scripts" / "train.sh")
+            self.sh([train_sh, "--overwrite", *self.train_sets()], f"train-{run_id}", timeout=900, **env)
+        return {**self.trained(self.runs / run_id), "peak": peak.peak_mib}
+
     def phase_train(self) -> None:
         with self.step("train: data sets and a random text model") as d:
             if not self.skipped(d):
@@ -224,10 +255,7 @@ class Runner:
                 self.ensure_text_model()
                 meta = json.loads((self.text_model / "ftk-random-model.json").read_text())
                 d["detail"] = f"{self.text_model.name}: {meta['parameters'] / 1e9:.2f}B parameters, bf16"
-        figures: dict[str, dict[str, float | None]] = {}
-        lf = tool("train", "llamafactory-cli")
-        ftk = tool("toolkit", "ftk")
-        train_sh = str(self.home / "scripts" / "train.sh")
+        lf, ftk = tool("train", "llamafactory-cli"), tool("toolkit", "ftk")
         # The first training run on a fresh host pays for the CUDA context, kernel selection and the data set's
         # cache: measured first, plain looked 1.21x slower than the same config through scripts/train.sh.
         with self.step(f"train: warm-up, plain llamafactory-cli train ({WARMUP_STEPS} steps, not measured)") as d:
@@ -237,29 +265,22 @@ class Runner:
                 sets = self.train_sets(WARMUP_STEPS)
                 self.sh([ftk, "config", "render", "train", "--run-id", "text-warmup", *sets], "train", **env)
                 self.sh([lf, "train", str(self.runs / "text-warmup" / "train.yaml")], "train-warmup", **env)
-        with self.step("train: plain llamafactory-cli train (bf16 LoRA, SDPA)") as d:
-            if not self.skipped(d):
-                env = self.text_env("text-plain")
-                shutil.rmtree(self.runs / "text-plain", ignore_errors=True)
-                self.sh(
-                    [ftk, "config", "render", "train", "--run-id", "text-plain", *self.train_sets()], "train", **env
-                )
-                with host.GpuMemoryPeak() as peak:
-                    self.sh([lf, "train", str(self.runs / "text-plain" / "train.yaml")], "train-plain", **env)
-                figures["plain"] = {**self.trained(self.runs / "text-plain"), "peak": peak.peak_mib}
-                d["detail"] = f"{figures['plain'].get('effective_tokens_per_sec', 0):.0f} tokens/s"
-        for label, run_id, extra in (
-            ("wrapper", "text-lora", {}),
-            ("qlora", "text-qlora", {"QUANTIZATION_BIT": "4"}),
-        ):
-            title = "bf16 LoRA, SDPA" if label == "wrapper" else "4-bit QLoRA, bitsandbytes"
-            with self.step(f"train: scripts/train.sh ({title})") as d:
+        runs: dict[str, list[dict[str, float | None]]] = {"plain": [], "wrapper": []}
+        for rep in range(1, self.opts.train_repeats + 1):
+            of = f", run {rep} of {self.opts.train_repeats}" if self.opts.train_repeats > 1 else ""
+            with self.step(f"train: plain llamafactory-cli train (bf16 LoRA, SDPA{of})") as d:
                 if not self.skipped(d):
-                    env = self.text_env(run_id, **extra)
-                    with host.GpuMemoryPeak() as peak:
-                        self.sh([train_sh, "--overwrite", *self.train_sets()], f"train-{run_id}", timeout=900, **env)
-                    figures[label] = {**self.trained(self.runs / run_id), "peak": peak.peak_mib}
-                    d["detail"] = f"{figures[label].get('effective_tokens_per_sec', 0):.0f} tokens/s"
+                    runs["plain"].append(self.train_plain())
+                    d["detail"] = f"{runs['plain'][-1].get('effective_tokens_per_sec', 0):.0f} tokens/s"
+            with self.step(f"train: scripts/train.sh (bf16 LoRA, SDPA{of})") as d:
+                if not self.skipped(d):
+                    runs["wrapper"].append(self.train_wrapper("text-lora"))
+                    d["detail"] = f"{runs['wrapper'][-1].get('effective_tokens_per_sec', 0):.0f} tokens/s"
+        figures = {label: median_figures(got) for label, got in runs.items() if got}
+        with self.step("train: scripts/train.sh (4-bit QLoRA, bitsandbytes)") as d:
+            if not self.skipped(d):
+                figures["qlora"] = self.train_wrapper("text-qlora", QUANTIZATION_BIT="4")
+                d["detail"] = f"{figures['qlora'].get('effective_tokens_per_sec', 0):.0f} tokens/s"
         rows = (
             ("training tokens/s", "effective_tokens_per_sec"),
             ("train_runtime (s)", "train_runtime"),
@@ -270,7 +291,12 @@ class Runner:
             comp = Comparison(
                 "train: plain llamafactory-cli vs scripts/train.sh (same config, bf16 LoRA)",
                 ["plain", "scripts/train.sh"],
-                note=f"{self.opts.steps} steps each, one run each, plain first, after a warm-up run",
+                note=f"{self.opts.steps} steps each, after a warm-up run; "
+                + (
+                    f"median of {self.opts.train_repeats} alternated runs each"
+                    if self.opts.train_repeats > 1
+                    else "one run each, plain first"
+                ),
             )
             for measure, key in rows:
                 comp.add(measure, figures.get("plain", {}).get(key), figures.get("wrapper", {}).get(key))

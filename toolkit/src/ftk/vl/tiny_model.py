@@ -22,7 +22,7 @@ from ftk.files import atomic_dir, sha256_file
 from ftk.vl.chat_template import chat_template
 
 MANIFEST = "ftk-manifest.json"
-BUILDER_VERSION = 1  # bump when the output changes, so `build` rebuilds an older folder
+BUILDER_VERSION = 2  # bump when the output changes, so `build` rebuilds an older folder
 
 # Token strings of the Qwen2/Qwen3 tokenizers. The special ones never split; the others are plain added ones.
 SPECIAL_TOKENS = [
@@ -171,7 +171,9 @@ def build_config(arch: Arch, tokenizer: Any) -> Any:
         "bos_token_id": ids["<|endoftext|>"],
         "eos_token_id": ids["<|im_end|>"],
         "pad_token_id": ids["<|endoftext|>"],
-        "tie_word_embeddings": True,
+        # An untied head: tied, a random model copies its last input token ("\n" after the chat prompt) forever,
+        # and `ftk smoke` reads an empty answer (seen on an H100 with gpu-check).
+        "tie_word_embeddings": False,
         "dtype": "float32",
     }
     # M-RoPE: the rotary half of a head (HEAD_DIM / 2 = 32) split into temporal, height and width sections.
@@ -199,7 +201,7 @@ def build_config(arch: Arch, tokenizer: Any) -> Any:
             "num_position_embeddings": 576,  # a 24x24 grid, interpolated for other sizes
             "deepstack_visual_indexes": [0],
         }
-        return Qwen3VLConfig(text_config=text, vision_config=vision, tie_word_embeddings=True, **token_ids)
+        return Qwen3VLConfig(text_config=text, vision_config=vision, tie_word_embeddings=False, **token_ids)
     from transformers import Qwen2VLConfig
 
     # Qwen2 has no head_dim key: heads = hidden / head_dim.
@@ -217,7 +219,7 @@ def build_config(arch: Arch, tokenizer: Any) -> Any:
         "spatial_merge_size": 2,
         "temporal_patch_size": 2,
     }
-    return Qwen2VLConfig(text_config=text, vision_config=vision, tie_word_embeddings=True, **token_ids)
+    return Qwen2VLConfig(text_config=text, vision_config=vision, tie_word_embeddings=False, **token_ids)
 
 
 def _model_class(arch: Arch) -> Any:
@@ -228,6 +230,18 @@ def _model_class(arch: Arch) -> Any:
     from transformers import Qwen2VLForConditionalGeneration
 
     return Qwen2VLForConditionalGeneration
+
+
+def _silence_empty_tokens(model: Any, tokenizer: Any) -> None:
+    """Zero the head rows of ids that decode to no visible text (padding rows, special tokens, whitespace): their
+    logits stay below the best real token's, so a greedy answer of the random model is never empty."""
+    import torch
+
+    ids = [i for i in range(len(tokenizer)) if not tokenizer.decode([i], skip_special_tokens=True).strip()]
+    with torch.no_grad():
+        head = model.get_output_embeddings().weight
+        head[len(tokenizer) :].zero_()
+        head[ids] = 0.0  # (indexing with a list copies: assign, not zero_())
 
 
 def _inline_chat_template(out: Path, template: str) -> None:
@@ -271,6 +285,7 @@ def build(arch_name: str, out: Path, seed: int = 0) -> dict[str, Any]:
         tokenizer = build_tokenizer(arch)
         config = build_config(arch, tokenizer)
         model = _model_class(arch)(config).to(torch.float32).eval()
+        _silence_empty_tokens(model, tokenizer)
         model.save_pretrained(tmp, safe_serialization=True)
         processor = build_processor(arch, tokenizer)
         processor.save_pretrained(tmp)
