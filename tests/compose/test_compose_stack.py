@@ -20,6 +20,7 @@ from pathlib import Path
 import httpx
 import openai
 import pytest
+from chat_clients import gateway_client, stream
 from compose_stack import TEST_UID, Stack, free_port
 from conftest import HOME
 
@@ -303,22 +304,8 @@ def replicas(monitoring: Stack) -> Stack:
     return monitoring
 
 
-def sdk(stack: Stack):
-    http = httpx.Client(verify=str(stack.ca()), timeout=120)
-    return openai.OpenAI(base_url=stack.gateway_url(), api_key=stack.client_key(), http_client=http, max_retries=0)
-
-
-def stream(client, started: list[bool], i: int) -> str:
-    """One streamed chat completion of the base model; started[i] turns true with the first chunk. '' or the error."""
-    try:
-        chunks = client.chat.completions.create(
-            model="base", messages=[{"role": "user", "content": f"Count to ten, {i}."}], max_tokens=32, stream=True
-        )
-        for _ in chunks:
-            started[i] = True
-        return ""
-    except (openai.APIError, httpx.HTTPError) as err:
-        return f"{type(err).__name__}: {err}"
+def sdk(stack: Stack) -> openai.OpenAI:
+    return gateway_client(stack.gateway_url(), stack.ca(), stack.client_key())
 
 
 def test_load_through_the_gateway_lands_on_both_replicas(replicas: Stack):

@@ -17,6 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import openai
 import pytest
+from chat_clients import gateway_client, stream
 from conftest import run_ftk
 from serve_fakes import make_adapter
 from stack import MODEL, Gateway, Vllm, base_env, open_dir, require_real_parts
@@ -144,26 +145,12 @@ def successes(server: Vllm) -> float:
     return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith("vllm:request_success"))
 
 
-def stream(client: openai.OpenAI, started: list[bool], i: int) -> str:
-    """One streamed chat completion; started[i] turns true with the first chunk. Returns '' or the error."""
-    try:
-        chunks = client.chat.completions.create(
-            model="base", messages=[{"role": "user", "content": f"Count to ten, {i}."}], max_tokens=40, stream=True
-        )
-        for _ in chunks:
-            started[i] = True
-        return ""
-    except (openai.APIError, httpx.HTTPError) as err:
-        return f"{type(err).__name__}: {err}"
-
-
 def test_the_gateway_spreads_load_and_survives_a_replica_killed_under_load(pair) -> None:
     a, b = pair["a"], pair["b"]
     gw = Gateway(open_dir("ftk-test-replicas-gw-"), f"127.0.0.1:{a.port},127.0.0.1:{b.port}", pair["key_file"])
     key = gw.add_key("load")
     gw.start()
-    http = httpx.Client(verify=str(gw.ca), timeout=120)
-    client = openai.OpenAI(base_url=gw.base_url + "/v1", api_key=key, http_client=http, max_retries=0)
+    client = gateway_client(gw.base_url + "/v1", gw.ca, key)
     try:
         before = {s.url: successes(s) for s in (a, b)}
         with ThreadPoolExecutor(4) as pool:
@@ -192,6 +179,6 @@ def test_the_gateway_spreads_load_and_survives_a_replica_killed_under_load(pair)
         for i in range(4):  # the gateway keeps answering on the replica left
             assert stream(client, [False] * 4, i) == ""
     finally:
-        http.close()
+        client.close()
         gw.stop()
         shutil.rmtree(gw.dir, ignore_errors=True)
