@@ -10,14 +10,17 @@ import os
 import secrets
 import shutil
 import signal
-import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import openai
 import pytest
-from chat_clients import gateway_client, stream
+from chat_clients import (
+    assert_only_streams_running_on_the_victim_broke,
+    gateway_client,
+    stream,
+    streams_with_a_kill,
+)
 from conftest import run_ftk
 from serve_fakes import make_adapter
 from stack import MODEL, Gateway, Vllm, base_env, open_dir, require_real_parts
@@ -157,25 +160,11 @@ def test_the_gateway_spreads_load_and_survives_a_replica_killed_under_load(pair)
             assert not any(pool.map(lambda i: stream(client, [False] * 8, i), range(8)))
         assert all(successes(s) > before[s.url] for s in (a, b)), "least_conn sent every request to one replica"
 
-        started = [False] * 24
-        done = threading.Event()
-        with ThreadPoolExecutor(8) as pool:
-            results = pool.map(lambda i: stream(client, started, i), range(24))
-
-            def kill_when_busy() -> None:
-                while sum(started) < 6 and not done.is_set():
-                    time.sleep(0.05)
-                os.killpg(b.proc.pid, signal.SIGKILL)  # replica b dies mid-load, streams on it included
-
-            killer = threading.Thread(target=kill_when_busy)
-            killer.start()
-            errors = list(results)
-            done.set()
-            killer.join()
+        victim = f"127.0.0.1:{b.port}"
+        errors, killed_at = streams_with_a_kill(client, lambda: os.killpg(b.proc.pid, signal.SIGKILL))
         assert b.proc.poll() is not None, "replica b was never killed"
-        lost = [(i, e) for i, e in enumerate(errors) if e and not started[i]]
-        assert not lost, f"requests that had not started streaming were lost: {lost}"
-        assert sum(bool(e) for e in errors) < 8, errors  # at most the streams that were running on b
+        log = [json.loads(line) for line in gw.access_log.read_text().splitlines() if line.strip()]
+        assert_only_streams_running_on_the_victim_broke(errors, log, victim, killed_at)
         for i in range(4):  # the gateway keeps answering on the replica left
             assert stream(client, [False] * 4, i) == ""
     finally:
