@@ -11,15 +11,19 @@ from __future__ import annotations
 
 import json
 import subprocess
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timezone
 from pathlib import Path
 
 import httpx
 import openai
 import pytest
+from chat_clients import (
+    assert_only_streams_running_on_the_victim_broke,
+    gateway_client,
+    stream,
+    streams_with_a_kill,
+)
 from compose_stack import TEST_UID, Stack, free_port
 from conftest import HOME
 
@@ -303,22 +307,8 @@ def replicas(monitoring: Stack) -> Stack:
     return monitoring
 
 
-def sdk(stack: Stack):
-    http = httpx.Client(verify=str(stack.ca()), timeout=120)
-    return openai.OpenAI(base_url=stack.gateway_url(), api_key=stack.client_key(), http_client=http, max_retries=0)
-
-
-def stream(client, started: list[bool], i: int) -> str:
-    """One streamed chat completion of the base model; started[i] turns true with the first chunk. '' or the error."""
-    try:
-        chunks = client.chat.completions.create(
-            model="base", messages=[{"role": "user", "content": f"Count to ten, {i}."}], max_tokens=32, stream=True
-        )
-        for _ in chunks:
-            started[i] = True
-        return ""
-    except (openai.APIError, httpx.HTTPError) as err:
-        return f"{type(err).__name__}: {err}"
+def sdk(stack: Stack) -> openai.OpenAI:
+    return gateway_client(stack.gateway_url(), stack.ca(), stack.client_key())
 
 
 def test_load_through_the_gateway_lands_on_both_replicas(replicas: Stack):
@@ -348,41 +338,13 @@ def test_load_through_the_gateway_lands_on_both_replicas(replicas: Stack):
 
 
 def test_a_replica_killed_under_streaming_load_loses_no_request_that_had_not_started(replicas: Stack):
-    """`docker kill` of one replica while 8 streams run: a request no replica had answered goes to the other one
-    (proxy_next_upstream ... non_idempotent), never back to the client as a 502/503/504; only streams the killed
-    replica had begun answering may break. (vLLM sends a stream's header before its first token, and nginx holds
-    that header until the first chunk: a stream cut in between breaks at the client before anything arrived, so
-    the gateway's log, not the client, tells which streams were running on the victim.)"""
+    """`docker kill` of one replica while 8 streams run: no request the victim had not begun answering is lost
+    (chat_clients.assert_only_streams_running_on_the_victim_broke says how the gateway's log tells)."""
     victim, survivor = replicas.running("serve")
     victim_addr = f"{replicas.address(victim)}:{replicas.env_file_values()['VLLM_PORT']}"
     client = sdk(replicas)
-    started = [False] * 24
-    done = threading.Event()
-    killed_at: list[datetime] = []
-    with ThreadPoolExecutor(8) as pool:
-        results = pool.map(lambda i: stream(client, started, i), range(24))
-
-        def kill_when_busy() -> None:
-            while sum(started) < 6 and not done.is_set():
-                time.sleep(0.05)
-            killed_at.append(datetime.now(timezone.utc).replace(microsecond=0))
-            replicas.docker("kill", victim)
-
-        killer = threading.Thread(target=kill_when_busy)
-        killer.start()
-        errors = list(results)
-        done.set()
-        killer.join()
+    errors, killed_at = streams_with_a_kill(client, lambda: replicas.docker("kill", victim))
     assert replicas.running("serve") == [survivor], "the killed replica still runs"
-    answered = [(i, e) for i, e in enumerate(errors) if e and "Error code: 5" in e]
-    assert not answered, f"the gateway answered an error instead of trying the other replica: {answered}"
-    begun = [
-        r for r in replicas.access_log()
-        if datetime.fromisoformat(r["time"]) >= killed_at[0]
-        and r["upstream"].split(", ")[-1] == victim_addr and r["upstream_status"].split(", ")[-1] == "200"
-    ]  # fmt: skip
-    broken = [(i, e) for i, e in enumerate(errors) if e]
-    assert len(broken) <= len(begun), f"more streams broke than ran on the killed replica ({len(begun)}): {broken}"
-    assert len(broken) < 8, broken  # at most the streams that were running on the victim
+    assert_only_streams_running_on_the_victim_broke(errors, replicas.access_log(), victim_addr, killed_at)
     for i in range(4):  # the gateway keeps answering on the replica left
         assert stream(client, [False] * 4, i) == ""

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from ftk.gateway.keys import add_key_via_cli
 
 HOME = Path(__file__).resolve().parents[2]
 VENVS = Path(os.environ.get("FTK_VENVS", HOME / ".venvs"))
@@ -197,25 +198,7 @@ class Gateway:
         )
 
     def add_key(self, name: str) -> str:
-        res = subprocess.run(
-            [
-                str(VENVS / "toolkit" / "bin" / "ftk"),
-                "gateway",
-                "keys",
-                "add",
-                name,
-                "--quiet",
-                "--file",
-                str(self.keys_file),
-            ],
-            capture_output=True,
-            text=True,
-            env=self.env(),
-            timeout=60,
-            check=False,
-        )
-        assert res.returncode == 0, res.stderr
-        return res.stdout.strip()
+        return add_key_via_cli(self.keys_file, name, env=self.env())
 
     def script(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         res = subprocess.run(

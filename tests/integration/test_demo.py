@@ -1,7 +1,7 @@
 """`make demo` end to end (scripts/demo.sh), as a user runs it (the opt-in parts off), once: slow (training, vLLM),
 so one run, then a re-run that reuses every stage, then `--down`. Everything goes to a temporary RUNS_DIR and free
 ports. The opt-in parts have their own tests: DPO on CPU through train.sh (test_train_preference.py), the merge
-(test_merge_text.py) and the eval gate on real vLLM (test_eval_gate.py)."""
+(test_merge_text.py) and the eval gate on real vLLM (test_serve_vllm.py)."""
 
 from __future__ import annotations
 

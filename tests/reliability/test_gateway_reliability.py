@@ -1,6 +1,7 @@
 """The gateway in front of real vLLM (base + a LoRA adapter) under bad requests, missing keys, a killed vLLM
 and many concurrent streams. tests/integration/test_gateway.py covers TLS versions, redirects, rate limits,
-413 and the basic 401s; this adds what the reliability issue asks for, each case a ledger row."""
+413 and the basic 401s; this adds what the reliability issue asks for, each case a ledger row, and is the one
+test of an upstream that goes away and comes back (503 JSON with Retry-After, /health 503, then 200)."""
 
 from __future__ import annotations
 
@@ -296,10 +297,17 @@ def test_vllm_killed_during_a_stream_then_back(stack) -> None:
     elapsed = time.monotonic() - started
     with gw.client(stack["keys"]["main"]) as c:
         down = c.get("/v1/models")
+        health = c.get("/health")
     vllm.start()
     with gw.client(stack["keys"]["main"]) as c:
         back = c.post(CHAT, json=_msg()).status_code
+        health_back = c.get("/health").status_code
     ok = outcome in ("ended", "error") and elapsed < 120 and down.status_code in (502, 503) and back == 200
     record("fault", "vLLM killed during a stream", "recovered" if ok else "not_recovered", seconds=round(elapsed, 1))
     assert ok, (outcome, elapsed, down.status_code, back)
-    assert _json_error(down)["message"]
+    # while vLLM is down: what clients and load balancers read (tests/integration/test_gateway.py relies on this
+    # test for it, so its vLLM is not stopped and started a second time)
+    assert down.status_code == 503 and _json_error(down)["code"] == "upstream_unavailable", down.text
+    assert down.headers["retry-after"]
+    assert health.status_code == 503 and health.json()["status"] == "unavailable", health.text
+    assert health_back == 200

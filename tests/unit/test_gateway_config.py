@@ -11,6 +11,9 @@ from pathlib import Path
 
 import pytest
 from conftest import HOME, VENVS, clean_env, run_ftk
+from ftk.console import UserError
+from ftk.gateway import keys as gk
+from ftk.gateway.keys import add_key_via_cli
 
 GATEWAY = HOME / "scripts" / "gateway.sh"
 
@@ -180,6 +183,17 @@ def test_keys_cli_add_list_revoke(tmp_path: Path) -> None:
     assert (keys.parent / "api_keys.bak").stat().st_mode & 0o777 == 0o600
     again = run_ftk("gateway", "keys", "revoke", "team-a", "--file", str(keys))
     assert again.returncode == 1 and "no active key" in again.stderr
+
+
+def test_add_key_via_cli_returns_the_key_the_file_holds_with_its_policy(tmp_path: Path) -> None:
+    """The harnesses' way to add a key (tests' gateways, tools/bench): the real `ftk gateway keys add`."""
+    keys = tmp_path / "api_keys"
+    key = add_key_via_cli(keys, "bench-policy", "--models", "base,bench-*", "--max-tokens", "64", env=clean_env())
+    (record,) = gk.read_keys(keys)
+    assert (record.key, record.name) == (key, "bench-policy")
+    assert record.policy.tokens() == ["models=base,bench-*", "max_tokens=64"]
+    with pytest.raises(UserError, match="an active key named 'bench-policy' exists"):
+        add_key_via_cli(keys, "bench-policy", env=clean_env())
 
 
 def test_keys_file_shared_with_the_smoke_client(tmp_path: Path) -> None:

@@ -37,7 +37,7 @@ from pathlib import Path
 
 import httpx
 from ftk import paths
-from ftk.gateway.keys import first_active_key
+from ftk.gateway.keys import add_key_via_cli, first_active_key
 from ftk.serve.served import free_port
 from rich.console import Console
 from rich.table import Table
@@ -100,26 +100,6 @@ class Stack:
             time.sleep(1)
         sys.exit(f"vLLM not healthy after {timeout:.0f}s; see {self.work / 'vllm.log'}")
 
-    def add_key(self, env: dict[str, str], keys: Path, name: str, *policy: str) -> str:
-        res = subprocess.run(
-            [
-                str(paths.venv_bin("toolkit", "ftk")),
-                "gateway",
-                "keys",
-                "add",
-                name,
-                *policy,
-                "--quiet",
-                "--file",
-                str(keys),
-            ],
-            env=env,
-            check=True,
-            capture_output=True,
-            text=True,
-        )
-        return res.stdout.strip()
-
     def start_gateway(self, name: str, buffering: str, home: Path | None = None) -> list[Target]:
         """A gateway (of this checkout, or of the one in `home`); its targets: the plain key, and the policy key
         when this call made this checkout's key file."""
@@ -146,11 +126,10 @@ class Stack:
             env.update(FTK_HOME=str(home), PYTHONPATH=str(home / "toolkit" / "src"), FTK_VENVS=str(venvs))
         policy_key = ""
         if not keys.exists():
-            self.add_key(env, keys, "bench")
+            add_key_via_cli(keys, "bench", env=env)
             if home is None:
-                policy_key = self.add_key(
-                    env, keys, "bench-policy", "--models", "base,bench-*", "--max-tokens", "4096", "--n", "2"
-                )
+                policy = ("--models", "base,bench-*", "--max-tokens", "4096", "--n", "2")
+                policy_key = add_key_via_cli(keys, "bench-policy", *policy, env=env)
         script = (home or self.home) / "scripts" / "gateway.sh"
         res = subprocess.run(
             [str(script), "--daemon"],

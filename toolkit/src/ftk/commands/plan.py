@@ -25,6 +25,32 @@ def _yes(flag: bool) -> str:
     return "[green]yes[/]" if flag else "[red]no[/]"
 
 
+def _model(model: Path | None, default: Path, settings: str) -> ModelInfo:
+    """The planned model: --model, else the default folder; one without config.json names the settings that
+    choose the default."""
+    folder = paths.resolve(model) if model else default
+    if not (folder / "config.json").is_file():
+        fail(f"{folder}/config.json not found; give --model FOLDER or set {settings}")
+    return ModelInfo.load(folder)
+
+
+def _gpu_memory(gpu_memory: str, overhead: str, example: str) -> tuple[int, int, int | None]:
+    """(bytes of one GPU, overhead bytes, GPUs nvidia-smi sees or None): --gpu-memory, else nvidia-smi's figure;
+    a usage error when there is neither."""
+    smi = planner.gpu_memory_from_smi()
+    try:
+        gpu_bytes = planner.parse_size(gpu_memory) if gpu_memory else (smi[1] if smi else 0)
+        overhead_bytes = planner.parse_size(overhead)
+    except ValueError as err:
+        fail(f"--gpu-memory/--overhead: {err}", EXIT_USAGE)
+    if not gpu_bytes:
+        fail(
+            f"no GPU visible (nvidia-smi) to read the memory from; give --gpu-memory, e.g. --gpu-memory {example}",
+            EXIT_USAGE,
+        )
+    return gpu_bytes, overhead_bytes, smi[0] if smi else None
+
+
 @plan_app.command("serve")
 def plan_serve(
     model: Path = typer.Option(None, "--model", help="Model folder (default: the one scripts/serve.sh serves)."),
@@ -40,22 +66,9 @@ def plan_serve(
 ) -> None:
     """Weights per GPU, KV-cache bytes per token and sequences that fit, for tensor parallel 1/2/4/8."""
     s = get_settings()
-    folder = paths.resolve(model) if model else s.resolved_serve_model_path
-    if not (folder / "config.json").is_file():
-        fail(f"{folder}/config.json not found; give --model FOLDER or set SERVE_MODEL_PATH/MODEL_ID")
-    info = ModelInfo.load(folder)
-    smi = planner.gpu_memory_from_smi()
-    try:
-        gpu_bytes = planner.parse_size(gpu_memory) if gpu_memory else (smi[1] if smi else 0)
-        overhead_bytes = planner.parse_size(overhead)
-    except ValueError as err:
-        fail(f"--gpu-memory/--overhead: {err}", EXIT_USAGE)
-    if not gpu_bytes:
-        fail(
-            "no GPU visible (nvidia-smi) to read the memory from; give --gpu-memory, e.g. --gpu-memory 24GiB",
-            EXIT_USAGE,
-        )
-    available = gpus or (smi[0] if smi else None)
+    info = _model(model, s.resolved_serve_model_path, "SERVE_MODEL_PATH/MODEL_ID")
+    gpu_bytes, overhead_bytes, visible = _gpu_memory(gpu_memory, overhead, "24GiB")
+    available = gpus or visible
     sizes = planner.model_sizes(info, s.dtype, s.kv_cache_dtype)
     tps = sorted({1, 2, 4, 8, s.tensor_parallel_size})
     rows = [
@@ -77,7 +90,7 @@ def plan_serve(
         console.print_json(
             json.dumps(
                 {
-                    "model": str(folder),
+                    "model": str(info.path),
                     "params": sizes.params,
                     "params_counted": sizes.counted,
                     "weight_bytes": sizes.weight_bytes,
@@ -93,7 +106,7 @@ def plan_serve(
             )
         )
     else:
-        head = Table(title=f"Model {folder.name}", show_header=False)
+        head = Table(title=f"Model {info.path.name}", show_header=False)
         source = "safetensors headers" if sizes.counted else "estimated from config.json"
         head.add_row("parameters", f"{sizes.params / 1e9:.3f} B ({source})")
         head.add_row("weights", planner.human(sizes.weight_bytes))
@@ -169,18 +182,8 @@ def plan_train(
 ) -> None:
     """Memory per GPU of a LoRA run on 1, 2, 4 ... GPUs (DDP, ZeRO-2, ZeRO-3), and hours for --tokens."""
     s = get_settings()
-    folder = paths.resolve(model) if model else s.base_model_path
-    if not (folder / "config.json").is_file():
-        fail(f"{folder}/config.json not found; give --model FOLDER or set MODEL_ID")
-    info = ModelInfo.load(folder)
-    smi = planner.gpu_memory_from_smi()
-    try:
-        gpu_bytes = planner.parse_size(gpu_memory) if gpu_memory else (smi[1] if smi else 0)
-        overhead_bytes = planner.parse_size(overhead)
-    except ValueError as err:
-        fail(f"--gpu-memory/--overhead: {err}", EXIT_USAGE)
-    if not gpu_bytes:
-        fail("no GPU visible (nvidia-smi); give --gpu-memory, e.g. --gpu-memory 80GiB", EXIT_USAGE)
+    info = _model(model, s.base_model_path, "MODEL_ID")
+    gpu_bytes, overhead_bytes, _ = _gpu_memory(gpu_memory, overhead, "80GiB")
     sizes = planner.model_sizes(info, "bfloat16")
     inter = int(info.text_value("intermediate_size", 4 * info.hidden_size))
     r = rank or s.lora_rank or 8
@@ -192,7 +195,7 @@ def plan_train(
     counts = [n for n in (1, 2, 4, 8, 16, 32, 64) if n <= max_gpus]
     found = train_plan.rows(sizes.weight_bytes, lora, acts, gpu_bytes, overhead_bytes, counts, tokens, tokens_per_s)
     table = Table(
-        title=f"LoRA training of {folder.name}: {sizes.params / 1e9:.2f} B params, rank {r} ({lora / 1e6:.1f} M "
+        title=f"LoRA training of {info.path.name}: {sizes.params / 1e9:.2f} B params, rank {r} ({lora / 1e6:.1f} M "
         f"trainable), batch {b} x {c} tokens per GPU, {planner.human(gpu_bytes)} GPUs (estimate)"
     )
     for col in ("GPUs", "mode", "weights", "LoRA+Adam", "activations", "total/GPU", "fits", "hours"):

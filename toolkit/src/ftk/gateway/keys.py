@@ -15,9 +15,12 @@ import os
 import re
 import secrets
 import shutil
+import subprocess
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ftk import paths
 from ftk.console import UserError
 from ftk.gateway.policy import Policy
 
@@ -122,6 +125,18 @@ def add_key(path: Path, name: str, key: str | None = None, policy: Policy | None
     record = KeyRecord(key, name, "active", created, policy=policy or Policy())
     write_keys(path, [*records, record])
     return record
+
+
+def add_key_via_cli(path: Path, name: str, *options: str, env: Mapping[str, str]) -> str:
+    """`ftk gateway keys add NAME OPTIONS --quiet --file PATH` run by the toolkit venv's ftk in env; the new key.
+
+    For harnesses (the tests' gateways, tools/bench) that add keys as a user does: env's FTK_HOME and PYTHONPATH
+    may name another checkout, whose own code then writes the file (a benchmark baseline)."""
+    argv = [str(paths.venv_bin("toolkit", "ftk")), "gateway", "keys", "add", name, *options, "--quiet", "--file"]
+    res = subprocess.run([*argv, str(path)], env=dict(env), capture_output=True, text=True, timeout=120, check=False)
+    if res.returncode != 0:
+        raise UserError(f"ftk gateway keys add {name} --file {path} failed: {res.stderr.strip()}")
+    return res.stdout.strip()
 
 
 def revoke_key(path: Path, name_or_id: str) -> list[KeyRecord]:
