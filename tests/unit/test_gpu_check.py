@@ -258,3 +258,20 @@ def test_repeated_train_runs_report_each_figures_median() -> None:
     ]
     assert median_figures(runs) == {"effective_tokens_per_sec": 1500.0, "train_runtime": 25.0, "peak": 3625.0}
     assert median_figures([{"peak": None}]) == {"peak": None}
+
+
+def test_a_later_call_that_skips_a_step_keeps_what_the_earlier_one_measured(tmp_path: Path) -> None:
+    """Phases run as separate calls on a time-boxed host: the second call's --skip of a step the first one ran
+    replaced its figures with "skipped" (seen on the H100); a skip now adds only what did not run before."""
+    report = tmp_path / "report.json"
+    first = Runner(Options(work=tmp_path, report=report))
+    with first.step("train: plain llamafactory-cli train (bf16 LoRA, SDPA)") as d:
+        d["detail"] = "1684 tokens/s"
+    second = Runner(Options(work=tmp_path, report=report, skip=("plain", "QLoRA")))
+    second.report = Report.load(report)  # what run() does when the report exists
+    for name in ("train: plain llamafactory-cli train (bf16 LoRA, SDPA)", "train: scripts/train.sh (4-bit QLoRA)"):
+        with second.step(name) as d:
+            assert second.skipped(d)
+    details = {s["name"]: s["detail"] for s in json.loads(report.read_text())["steps"]}
+    assert details["train: plain llamafactory-cli train (bf16 LoRA, SDPA)"] == "1684 tokens/s"
+    assert details["train: scripts/train.sh (4-bit QLoRA)"] == "skipped: --skip QLoRA"

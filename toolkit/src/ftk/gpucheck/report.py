@@ -88,6 +88,13 @@ def decode_limit(weight_bytes: int, bandwidth: float) -> float:
     return bandwidth / weight_bytes
 
 
+SKIPPED, NOT_STARTED = "skipped: ", "not started: "  # details of steps --skip or the deadline left out
+
+
+def _ran(step: Step) -> bool:
+    return not step.detail.startswith((SKIPPED, NOT_STARTED))
+
+
 @dataclass
 class Report:
     started: str = field(default_factory=lambda: time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
@@ -114,7 +121,11 @@ class Report:
                 self.figures[f"{comparison.title} | {measure} | {column}"] = value
 
     def record(self, step: Step) -> None:
-        """Add a step; a step of the same name from an earlier (partial) run of the same work folder is replaced."""
+        """Add a step; a step of the same name from an earlier (partial) run of the same work folder is replaced,
+        except by one that did not run: a later call that leaves a step out keeps what the earlier one measured."""
+        earlier = next((s for s in self.steps if s.name == step.name), None)
+        if earlier and _ran(earlier) and not _ran(step):
+            return
         self.steps = [s for s in self.steps if s.name != step.name] + [step]
 
     def check(self, check: Check) -> None:

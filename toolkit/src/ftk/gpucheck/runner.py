@@ -27,7 +27,7 @@ from typing import Any
 
 from ftk import paths
 from ftk.gpucheck import host, vllm_bench
-from ftk.gpucheck.report import Check, Comparison, Report, Step, decode_limit, kv_check
+from ftk.gpucheck.report import NOT_STARTED, SKIPPED, Check, Comparison, Report, Step, decode_limit, kv_check
 from ftk.hf.random_lora import random_adapter
 from ftk.serve.client import ServerError, VllmClient, read_key
 from ftk.serve.command import launcher_argv, serve_python
@@ -137,13 +137,13 @@ class Runner:
     def step(self, name: str) -> Iterator[dict[str, str]]:
         """Record one step; its failure is recorded (with the reason) and the run goes on."""
         if self.opts.deadline and time.monotonic() > self.opts.deadline:
-            self.report.record(Step(name, False, 0.0, "not started: --deadline reached"))
+            self.report.record(Step(name, False, 0.0, f"{NOT_STARTED}--deadline reached"))
             self.save()
             yield {"skip": "deadline"}
             return
         word = next((w for w in self.opts.skip if w in name), None)
         if word is not None:
-            self.report.record(Step(name, True, 0.0, f"skipped: --skip {word}"))
+            self.report.record(Step(name, True, 0.0, f"{SKIPPED}--skip {word}"))
             self.save()
             yield {"skip": "asked"}
             return
