@@ -201,7 +201,8 @@ main() {
 		;;
 	list)
 		(($# == 1)) || die "list takes no argument; see scripts/release.sh --help" 2
-		ftk_release list
+		# the table as wide as this terminal (the container has none)
+		compose run --rm -T -e "COLUMNS=${COLUMNS:-$(tput cols 2>/dev/null || echo 120)}" ftk release list
 		return
 		;;
 	promote)
