@@ -150,7 +150,8 @@ settle() {
 promote() {
 	local run_id="$1" action="$2" out folder candidate
 	step "$action $run_id: check, candidate container, gate, switch, drain the old serve, serve on $run_id"
-	out="$(current | cut -f2)"
+	out="$(current)" || die "could not read the release pointer (above)"
+	out="$(cut -f2 <<<"$out")"
 	cleanup "${out%:*}" || die "the release runs on candidate ${out%:*}, not serve (a promote stopped after its switch): run scripts/release.sh settle first"
 	out="$(ftk_release check "$run_id")" || die "$run_id refused (above); nothing changed"
 	folder="${out##*$'\n'}"

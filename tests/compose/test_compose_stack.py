@@ -405,7 +405,8 @@ def releasing(serving: Stack) -> Stack:
     (merged / BROKEN / "model.safetensors").write_bytes(struct.pack("<Q", 16) + b"{not json at all")
     for name in ("v2", BROKEN):
         chown_tree(merged / name, TEST_UID)
-    r = serving.compose("rm", "-f", "serve", timeout=120)  # stopped replicas only; the running one stays
+    # the replicas tests' killed replica: `rm` removes stopped containers only, the running one stays
+    r = serving.compose("--profile", "serve", "rm", "-f", "serve", timeout=120)
     assert r.returncode == 0, r.stderr
     serving.set_env(SERVE_MODEL_PATH="release", LORA_MODULES="")  # the adapter was trained on the base model
     return serving
