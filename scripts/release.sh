@@ -30,6 +30,9 @@ set -Eeuo pipefail
 # shellcheck source=scripts/lib/common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 
+# phase MESSAGE: a step line with the seconds since the start (a promote's time goes to vLLM starts).
+phase() { step "[${SECONDS}s] $*"; }
+
 # compose ARGS: docker compose in the project folder.
 compose() { (cd "$FTK_HOME" && docker compose "$@"); }
 
@@ -100,7 +103,7 @@ wait_ready() {
 			return 1
 		fi
 		if docker exec "$c" python3 -c "$probe" >/dev/null 2>&1; then
-			ok "$c is ready"
+			ok "$c is ready (${SECONDS}s)"
 			return 0
 		fi
 		sleep 2
@@ -132,7 +135,7 @@ settle() {
 	fix="the candidate $candidate keeps serving $run_id (the pointer names it); fix serve (docker compose logs serve), then run: scripts/release.sh settle"
 	n="$(serve_containers | wc -l)"
 	((n > 0)) || n=1
-	step "serve: recreated on $run_id ($n replica(s)), checked, then the gateway back on serve"
+	phase "serve: recreated on $run_id ($n replica(s)), checked, then the gateway back on serve"
 	compose --profile serve up -d --no-deps --force-recreate --scale "serve=$n" serve || die "docker compose up serve failed; $fix"
 	for c in $(serve_containers); do
 		wait_ready "$c" || die "serve did not become ready on $run_id; $fix"
@@ -143,13 +146,13 @@ settle() {
 	reload_gateway || die "the gateway did not reload (above); the pointer names serve again; fix it, then: docker compose run --rm gateway-config && docker compose restart gateway"
 	ftk_release drain --upstream "$candidate:$VLLM_PORT"
 	remove_candidate "$candidate"
-	ok "release $run_id is served by serve behind the gateway"
+	ok "[${SECONDS}s] release $run_id is served by serve behind the gateway"
 }
 
 # promote RUN_ID ACTION: the gate in a candidate container, the switch to it, then settle.
 promote() {
 	local run_id="$1" action="$2" out folder candidate
-	step "$action $run_id: check, candidate container, gate, switch, drain the old serve, serve on $run_id"
+	phase "$action $run_id: check, candidate container, gate, switch, drain the old serve, serve on $run_id"
 	out="$(current)" || die "could not read the release pointer (above)"
 	out="$(cut -f2 <<<"$out")"
 	cleanup "${out%:*}" || die "the release runs on candidate ${out%:*}, not serve (a promote stopped after its switch): run scripts/release.sh settle first"
@@ -167,14 +170,14 @@ promote() {
 		remove_candidate "$candidate"
 		die "the gate refused $run_id (above); the current release keeps serving"
 	fi
-	step "switch: the pointer and the gateway to $candidate"
+	phase "switch: the pointer and the gateway to $candidate"
 	ftk_release record "$run_id" --upstream "$candidate:$VLLM_PORT" --action "$action" ||
 		{
 			remove_candidate "$candidate"
 			die "could not write the release pointer (above); the current release keeps serving"
 		}
 	reload_gateway || die "the gateway did not reload (above): it still sends requests to serve; fix it, then: scripts/release.sh settle"
-	step "drain: the old release on serve finishes its requests"
+	phase "drain: the old release on serve finishes its requests"
 	ftk_release drain --upstream "serve:$VLLM_PORT"
 	settle "$run_id" "$candidate"
 }

@@ -416,6 +416,7 @@ def release_sh(stack: Stack, *args: str) -> subprocess.CompletedProcess[str]:
     started = time.monotonic()
     r = stack.run(["bash", "scripts/release.sh", *args], timeout=1800, COMPOSE_PROJECT_NAME=stack.project)
     TIMINGS[f"scripts/release.sh {' '.join(args)}"] = time.monotonic() - started
+    print(f"$ scripts/release.sh {' '.join(args)}\n{r.stderr}")  # its steps and their times (pytest -rP)
     return r
 
 
