@@ -118,14 +118,14 @@ def test_repoint_changes_only_the_current_upstream(tmp_path: Path) -> None:
 def test_check_refuses_the_current_release_and_a_broken_folder_and_previous_needs_a_history(tmp_path: Path) -> None:
     s = release_settings(tmp_path)
     merged = tmp_path / "models" / "merged"
-    with pytest.raises(UserError, match="no previous release .*nothing to roll back to"):
+    with pytest.raises(UserError, match=r"no previous release .*nothing to roll back to"):
         release.previous(s)
     assert release.check(s, "v1") == merged / "v1"
     release.record(s, "v1", merged / "v1", "serve:8000", "promote")
     with pytest.raises(UserError, match="v1 is already the current release"):
         release.check(s, "v1")
-    with pytest.raises(UserError, match="gate: preflight of .*bad failed"):
+    with pytest.raises(UserError, match=r"gate: preflight of .*bad failed"):
         release.check(s, "bad")
-    with pytest.raises(UserError, match="gate: preflight of .*nope failed"):
+    with pytest.raises(UserError, match=r"gate: preflight of .*nope failed"):
         release.check(s, "nope")
     assert release.read(s)["current"]["run_id"] == "v1" and release.read(s)["history"] == []
