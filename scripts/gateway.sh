@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Usage: scripts/gateway.sh [--help] [--foreground|--daemon|--stop|--reload|--render-only|--exec-rendered PREFIX]
+# Usage: scripts/gateway.sh [--help] [--foreground|--daemon|--stop|--reload|--render-only]
+#        scripts/gateway.sh --exec-rendered PREFIX | --reload-rendered PREFIX
 #
 # The nginx TLS gateway in front of vLLM. `ftk run gateway` renders docker/nginx/templates/ from the validated
 # settings into GATEWAY_PREFIX (conf/, logs/, temp/, nginx.pid), with the API key map from API_KEYS_FILE and the
@@ -14,6 +15,10 @@
 #   --exec-rendered PREFIX
 #                  check with `nginx -t` and run in the foreground the configuration already rendered in PREFIX
 #                  (the compose `gateway` service: the nginx image has no ftk; gateway-config rendered it)
+#   --reload-rendered PREFIX
+#                  check with `nginx -t` and reload the nginx running from PREFIX on the configuration already
+#                  rendered there, waiting until its workers run it (compose: `docker compose exec -T gateway
+#                  /app/scripts/gateway.sh --reload-rendered /app/runs/gateway` after gateway-config rendered it)
 #
 # Public:   https://GATEWAY_BIND:GATEWAY_HTTPS_PORT (API key, rate limits, /v1 inference API and /health),
 #           http://GATEWAY_BIND:GATEWAY_HTTP_PORT redirects to HTTPS.
@@ -151,6 +156,18 @@ exec_rendered() {
 		-e "$GATEWAY_PREFIX/logs/error.log" -g 'daemon off;'
 }
 
+# reload_rendered PREFIX: the running nginx of PREFIX on a configuration rendered elsewhere (no settings are read).
+reload_rendered() {
+	local pid out
+	GATEWAY_PREFIX="${1%/}"
+	pid="$(running_pid)" || die "no gateway runs from $GATEWAY_PREFIX (no live pid in nginx.pid); start it first"
+	out="$(nginx_cmd -t 2>&1)" || {
+		printf '%s\n' "$out" >&2
+		die "nginx -t refused $GATEWAY_PREFIX/conf/nginx.conf (see above); the running gateway keeps its configuration"
+	}
+	reload_and_wait "$pid"
+}
+
 main() {
 	local mode="${1:---foreground}"
 	case "$mode" in
@@ -161,6 +178,11 @@ main() {
 	--exec-rendered)
 		(($# == 2)) || die "--exec-rendered needs one argument, the prefix with the rendered conf/nginx.conf" 2
 		exec_rendered "$2"
+		;;
+	--reload-rendered)
+		(($# == 2)) || die "--reload-rendered needs one argument, the prefix with the rendered conf/nginx.conf" 2
+		reload_rendered "$2"
+		return
 		;;
 	--foreground | --daemon | --stop | --reload | --render-only)
 		(($# <= 1)) || die "unexpected argument '$2'; see scripts/gateway.sh --help" 2

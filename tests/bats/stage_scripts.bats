@@ -1,6 +1,7 @@
 #!/usr/bin/env bats
-# scripts/gateway.sh and scripts/monitor.sh: argument handling and what runs without ftk (the nginx image's
-# --exec-rendered). Rendering and the processes themselves: tests/unit/test_gateway_*.py, tests/integration.
+# scripts/gateway.sh, scripts/monitor.sh and scripts/release.sh: argument handling and what runs without ftk (the
+# nginx image's --exec-rendered, --reload-rendered). Rendering and the processes themselves:
+# tests/unit/test_gateway_*.py, tests/integration; release.sh for real: tests/compose.
 
 load helpers/lib
 
@@ -43,4 +44,37 @@ setup() {
 	[ "$status" -eq 1 ]
 	[[ "$output" == *"listen_nowhere"* ]]
 	[[ "$output" == *"[error] nginx -t refused $BATS_TEST_TMPDIR/gw/conf/nginx.conf (see above)"* ]]
+}
+
+@test "gateway.sh --reload-rendered: needs the prefix, and a running nginx there (no ftk is run)" {
+	run "$FTK_REPO/scripts/gateway.sh" --reload-rendered
+	[ "$status" -eq 2 ]
+	[[ "$output" == *"--reload-rendered needs one argument"* ]]
+	mkdir -p "$BATS_TEST_TMPDIR/gw"
+	echo 999999999 >"$BATS_TEST_TMPDIR/gw/nginx.pid"
+	run env PATH=/usr/bin:/bin "$FTK_REPO/scripts/gateway.sh" --reload-rendered "$BATS_TEST_TMPDIR/gw/"
+	[ "$status" -eq 1 ]
+	[ "$output" = "[error] no gateway runs from $BATS_TEST_TMPDIR/gw (no live pid in nginx.pid); start it first" ]
+}
+
+@test "release.sh: --help says how a promote goes through compose; bad usage names the fix and runs nothing" {
+	run "$FTK_REPO/scripts/release.sh" --help
+	[ "$status" -eq 0 ]
+	[[ "$output" == *"promote RUN_ID"* && "$output" == *"rollback"* && "$output" == *"settle"* ]]
+	[[ "$output" == *"GPU_MEMORY_UTILIZATION"* && "$output" == *"SERVE_MODEL_PATH=release"* ]]
+	# no docker on PATH: any of these reaching docker would fail differently
+	run env PATH=/usr/bin:/bin "$FTK_REPO/scripts/release.sh" promote
+	[ "$status" -eq 2 ]
+	[ "$output" = "[error] promote needs one RUN_ID (a folder of models/merged): scripts/release.sh promote RUN_ID" ]
+	run "$FTK_REPO/scripts/release.sh" promote v1 v2
+	[ "$status" -eq 2 ]
+	run "$FTK_REPO/scripts/release.sh" deploy v1
+	[ "$status" -eq 2 ]
+	[ "$output" = "[error] unknown command 'deploy'; use list, promote RUN_ID, rollback or settle (scripts/release.sh --help)" ]
+	run "$FTK_REPO/scripts/release.sh"
+	[ "$status" -eq 2 ]
+	[[ "$output" == *"no command; use list, promote RUN_ID, rollback or settle"* ]]
+	run "$FTK_REPO/scripts/release.sh" rollback now
+	[ "$status" -eq 2 ]
+	[ "$output" = "[error] rollback takes no argument; see scripts/release.sh --help" ]
 }

@@ -162,6 +162,15 @@ class Stack:
         path = self.root / self.env_file_values().get("RUNS_DIR", "runs") / "gateway" / "logs" / "access.log"
         return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
+    def set_env(self, **values: str) -> None:
+        """Change keys of the project's .env in place, as a user edits it (the file keeps its owner)."""
+        path, todo = self.root / ".env", dict(values)
+        lines = []
+        for line in path.read_text().splitlines():
+            key = line.partition("=")[0].strip()
+            lines.append(f"{key}={todo.pop(key)}" if key in todo and not line.lstrip().startswith("#") else line)
+        path.write_text("\n".join([*lines, *(f"{k}={v}" for k, v in todo.items())]) + "\n")
+
     def down(self) -> None:
         self.compose("--profile", "*", "down", "--volumes", "--remove-orphans", "--timeout", "10", timeout=300)
 

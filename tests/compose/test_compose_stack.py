@@ -10,9 +10,13 @@ must find that user, and everything the containers write must belong to it. The 
 from __future__ import annotations
 
 import json
+import shutil
+import struct
 import subprocess
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timezone
 from pathlib import Path
 
 import httpx
@@ -24,8 +28,8 @@ from chat_clients import (
     stream,
     streams_with_a_kill,
 )
-from compose_stack import TEST_UID, Stack, free_port
-from conftest import HOME
+from compose_stack import TEST_UID, Stack, chown_tree, free_port
+from conftest import HOME, TIMINGS
 
 pytestmark = pytest.mark.compose
 
@@ -348,3 +352,129 @@ def test_a_replica_killed_under_streaming_load_loses_no_request_that_had_not_sta
     assert_only_streams_running_on_the_victim_broke(errors, replicas.access_log(), victim_addr, killed_at)
     for i in range(4):  # the gateway keeps answering on the replica left
         assert stream(client, [False] * 4, i) == ""
+
+
+# ----- releases through compose: scripts/release.sh on the host (last: three vLLM candidates, three serve starts) --
+BROKEN = "broken"
+
+
+@pytest.fixture(scope="module")
+def releasing(serving: Stack) -> Stack:
+    """docs/release.md "With compose": the merged model of the train fixture (`--profile merge up`) is v1, a copy
+    of it v2 (a second version, owned by the host user), a copy with a safetensors header that is not JSON the
+    broken one; SERVE_MODEL_PATH=release in .env, one serve replica (the replicas tests leave a killed one)."""
+    merged = serving.root / "models" / "merged"
+    for name in ("v2", BROKEN):
+        shutil.copytree(merged / RUN_ID, merged / name, symlinks=True)
+    (merged / BROKEN / "model.safetensors").write_bytes(struct.pack("<Q", 16) + b"{not json at all")
+    for name in ("v2", BROKEN):
+        chown_tree(merged / name, TEST_UID)
+    # the replicas tests' killed replica: `rm` removes stopped containers only, the running one stays
+    r = serving.compose("--profile", "serve", "rm", "-f", "serve", timeout=120)
+    assert r.returncode == 0, r.stderr
+    serving.set_env(SERVE_MODEL_PATH="release", LORA_MODULES="")  # the adapter was trained on the base model
+    return serving
+
+
+def release_sh(stack: Stack, *args: str) -> subprocess.CompletedProcess[str]:
+    started = time.monotonic()
+    r = stack.run(["bash", "scripts/release.sh", *args], timeout=1800, COMPOSE_PROJECT_NAME=stack.project)
+    TIMINGS[f"scripts/release.sh {' '.join(args)}"] = time.monotonic() - started
+    print(f"$ scripts/release.sh {' '.join(args)}\n{r.stderr}")  # its steps and their times (pytest -rP)
+    return r
+
+
+def pointer(stack: Stack) -> dict:
+    return json.loads((stack.root / "runs" / "release" / "release.json").read_text())
+
+
+def candidates(stack: Stack) -> list[str]:
+    labels = (
+        "--filter",
+        "label=ftk.release=candidate",
+        "--filter",
+        f"label=com.docker.compose.project={stack.project}",
+    )
+    return stack.docker("ps", "-a", "-q", *labels).stdout.split()
+
+
+def under_load(stack: Stack, *args: str) -> tuple[subprocess.CompletedProcess[str], list[str], list[str]]:
+    """scripts/release.sh ARGS while two clients stream chat completions through the gateway, one after the other
+    (OpenAI SDK, no retries): the script's result, every request's error ('' when it completed), and the
+    upstream addresses the gateway's access log shows for the requests of that time."""
+    client, results, stop = sdk(stack), [], threading.Event()
+    since = datetime.now(timezone.utc).replace(microsecond=0)
+
+    def client_loop() -> None:
+        while not stop.is_set():
+            results.append(stream(client, [False], 0))
+            time.sleep(0.1)
+
+    threads = [threading.Thread(target=client_loop) for _ in range(2)]
+    for t in threads:
+        t.start()
+    try:
+        r = release_sh(stack, *args)
+    finally:
+        time.sleep(2)
+        stop.set()
+        for t in threads:
+            t.join(timeout=300)
+    upstreams = [
+        rec["upstream"]
+        for rec in stack.access_log()
+        if datetime.fromisoformat(rec["time"]) >= since and rec["upstream"]
+    ]
+    return r, results, upstreams
+
+
+def test_release_first_promote_moves_serve_onto_the_merged_model(releasing: Stack):
+    port = releasing.env_file_values()["VLLM_PORT"]
+    r = release_sh(releasing, "promote", RUN_ID)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-6000:]
+    current = pointer(releasing)["current"]
+    assert current["run_id"] == RUN_ID and current["upstream"] == f"serve:{port}", current
+    assert current["path"] == f"models/merged/{RUN_ID}", "the pointer's folder means the same on host and in containers"
+    assert candidates(releasing) == [], "the candidate container is removed once serve runs the release"
+    assert stream(sdk(releasing), [False], 0) == "", "the gateway serves the release"
+    listed = release_sh(releasing, "list")
+    assert listed.returncode == 0, listed.stderr
+    rows = {line.split()[1]: line for line in listed.stdout.splitlines() if line.startswith("│")}
+    assert "current" in rows[RUN_ID] and "ok" in rows["v2"] and "broken" in rows[BROKEN], listed.stdout
+
+
+def test_release_a_broken_candidate_is_refused_and_the_release_keeps_answering(releasing: Stack):
+    before = pointer(releasing)
+    r = release_sh(releasing, "promote", BROKEN)
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert "gate: preflight" in r.stderr and "model.safetensors" in r.stderr, r.stderr[-3000:]
+    assert f"{BROKEN} refused (above); nothing changed" in r.stderr
+    assert pointer(releasing) == before and candidates(releasing) == []
+    assert stream(sdk(releasing), [False], 0) == ""
+
+
+def test_release_promote_then_rollback_under_streaming_load_lose_no_request(releasing: Stack):
+    port = releasing.env_file_values()["VLLM_PORT"]
+    promote, during_promote, moved = under_load(releasing, "promote", "v2")
+    assert promote.returncode == 0, promote.stdout[-3000:] + promote.stderr[-6000:]
+    data = pointer(releasing)
+    assert data["current"]["run_id"] == "v2" and data["current"]["upstream"] == f"serve:{port}", data["current"]
+    assert data["history"][0]["run_id"] == RUN_ID, data["history"]
+    assert candidates(releasing) == []
+
+    rollback, during_rollback, moved_back = under_load(releasing, "rollback")
+    assert rollback.returncode == 0, rollback.stdout[-3000:] + rollback.stderr[-6000:]
+    data = pointer(releasing)
+    assert data["current"]["run_id"] == RUN_ID and data["current"]["action"] == "rollback", data["current"]
+    assert data["current"]["upstream"] == f"serve:{port}" and data["history"][0]["run_id"] == "v2", data
+    assert candidates(releasing) == [], "no candidate container is left"
+    listed = release_sh(releasing, "list")
+    rows = {line.split()[1]: line for line in listed.stdout.splitlines() if line.startswith("│")}
+    assert "current" in rows[RUN_ID] and "previous" in rows["v2"], listed.stdout
+
+    for name, results, upstreams in (("promote", during_promote, moved), ("rollback", during_rollback, moved_back)):
+        lost = [e for e in results if e]
+        assert not lost, f"{name}: {len(lost)} of {len(results)} streamed requests failed: {lost[:3]}"
+        assert len(results) >= 10, f"{name}: too few requests ran during it to tell: {len(results)}"
+        # serve and the candidate (the new serve may get the old one's address back)
+        assert len(set(upstreams)) >= 2, f"{name}: the gateway's upstreams during it: {sorted(set(upstreams))}"

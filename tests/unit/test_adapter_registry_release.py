@@ -7,6 +7,7 @@ import struct
 from pathlib import Path
 
 import pytest
+from ftk.console import UserError
 from ftk.serve import preflight, registry, release
 from ftk.settings import Settings
 from serve_fakes import make_adapter, make_model
@@ -65,3 +66,66 @@ def test_release_list_marks_current_previous_and_broken(tmp_path: Path) -> None:
     rows = {r["run_id"]: r for r in release.versions(s)}
     assert rows["v2"]["release"] == "current" and rows["v1"]["release"] == "previous"
     assert rows["v1"]["status"] == "ok" and rows["bad"]["status"].startswith("broken:")
+
+
+def release_settings(tmp_path: Path) -> Settings:
+    merged = tmp_path / "models" / "merged"
+    for run in ("v1", "v2", "v3"):
+        make_model(merged / run)
+    (merged / "bad").mkdir()
+    return Settings(
+        serve_model_path="release",  # type: ignore[arg-type]
+        models_dir=tmp_path / "models",  # type: ignore[arg-type]
+        release_file=tmp_path / "release" / "release.json",  # type: ignore[arg-type]
+    )
+
+
+def test_record_moves_the_old_current_into_the_history_and_rollback_takes_it_back_out(tmp_path: Path) -> None:
+    s = release_settings(tmp_path)
+    merged = tmp_path / "models" / "merged"
+    release.record(s, "v1", merged / "v1", "serve:8000", "promote")
+    release.record(s, "v2", merged / "v2", "cand-v2:8000", "promote")
+    release.record(s, "v3", merged / "v3", "cand-v3:8000", "promote")
+    data = release.read(s)
+    assert data["current"]["run_id"] == "v3" and data["current"]["upstream"] == "cand-v3:8000"
+    assert [e["run_id"] for e in data["history"]] == ["v2", "v1"]
+    assert release.previous(s) == "v2"
+    before, entry = release.record(s, "v2", merged / "v2", "cand-v2b:8000", "rollback")
+    assert before["current"]["run_id"] == "v3" and entry["action"] == "rollback"
+    data = release.read(s)
+    # the release left is history[0] (a second rollback returns to it); v2 is no longer in the history
+    assert data["current"]["run_id"] == "v2" and [e["run_id"] for e in data["history"]] == ["v3", "v1"]
+    assert json.loads(s.resolved_release_file.with_name("release.json.bak").read_text())["current"]["run_id"] == "v3"
+
+
+def test_repoint_changes_only_the_current_upstream(tmp_path: Path) -> None:
+    s = release_settings(tmp_path)
+    merged = tmp_path / "models" / "merged"
+    release.record(s, "v1", merged / "v1", "serve:8000", "promote")
+    release.record(s, "v2", merged / "v2", "ftk-release-v2-1:8000", "promote")
+    before = release.read(s)
+    entry = release.repoint(s, "v2", "serve:8000")
+    after = release.read(s)
+    assert entry["upstream"] == "serve:8000" and after["history"] == before["history"]
+    assert {k: v for k, v in after["current"].items() if k not in ("upstream", "moved_at")} == {
+        k: v for k, v in before["current"].items() if k != "upstream"
+    }
+    assert s.vllm_servers == ["serve:8000"], "the gateway follows the repointed upstream"
+    with pytest.raises(UserError, match="current release is v2, not v1"):
+        release.repoint(s, "v1", "serve:8000")
+
+
+def test_check_refuses_the_current_release_and_a_broken_folder_and_previous_needs_a_history(tmp_path: Path) -> None:
+    s = release_settings(tmp_path)
+    merged = tmp_path / "models" / "merged"
+    with pytest.raises(UserError, match=r"no previous release .*nothing to roll back to"):
+        release.previous(s)
+    assert release.check(s, "v1") == merged / "v1"
+    release.record(s, "v1", merged / "v1", "serve:8000", "promote")
+    with pytest.raises(UserError, match="v1 is already the current release"):
+        release.check(s, "v1")
+    with pytest.raises(UserError, match=r"gate: preflight of .*bad failed"):
+        release.check(s, "bad")
+    with pytest.raises(UserError, match=r"gate: preflight of .*nope failed"):
+        release.check(s, "nope")
+    assert release.read(s)["current"]["run_id"] == "v1" and release.read(s)["history"] == []

@@ -37,6 +37,7 @@ def folders(s: Settings) -> list[Path]:
         runs,
         runs / "gateway",
         runs / "monitor",
+        runs / "release",  # the release pointer compose mounts into gateway-config
         s.path("modelscope_cache"),
         s.path("vllm_api_key_file").parent,
         s.path("api_keys_file").parent,

@@ -2,6 +2,10 @@
 
 SERVE_MODEL_PATH=release makes the serve stage run the release RELEASE_FILE points at, and the gateway send its
 requests to the server `ftk release promote` started for it.
+
+The steps `check`, `gate`, `record`, `repoint`, `drain`, `previous` and `current` are the checks and pointer
+writes of a promote on their own: scripts/release.sh runs them in the toolkit container (compose), where the
+servers are containers the host's docker starts, not processes of ftk.
 """
 
 from __future__ import annotations
@@ -51,8 +55,7 @@ def promote_cmd(run_id: str = typer.Argument(..., help="The merged model models/
     the switch: the gateway moves to the new server and the old one stops once drained."""
     s = get_settings()
     _release_mode(s)
-    if release.read(s)["current"].get("run_id") == run_id:
-        fail(f"{run_id} is already the current release; `ftk release list` shows the others")
+    release.check(s, run_id)
     entry = release.switch(s, run_id, "promote")
     info(f"release {run_id} is live on {entry['upstream']} (log {entry['log']})")
 
@@ -62,12 +65,81 @@ def rollback_cmd() -> None:
     """Back to the previous release, through the same gate and switch."""
     s = get_settings()
     _release_mode(s)
-    history = release.read(s)["history"]
-    if not history:
-        fail(f"no previous release in {s.resolved_release_file}; nothing to roll back to")
-    run_id = history[0]["run_id"]
+    run_id = release.previous(s)
     entry = release.switch(s, run_id, "rollback")
     info(f"rolled back to {run_id}, live on {entry['upstream']}")
+
+
+# ----- the steps of scripts/release.sh (compose) ----------------------------------------------------------------
+UPSTREAM = typer.Option(..., "--upstream", help="host:port of the vLLM server (a container name in compose).")
+
+
+@release_app.command("check")
+def check_cmd(run_id: str = typer.Argument(..., help="The merged model models/merged/RUN_ID.")) -> None:
+    """Step: release mode, not the current release, the folder's preflight; prints the folder on stdout."""
+    s = get_settings()
+    _release_mode(s)
+    folder = release.check(s, run_id)
+    info(f"gate: preflight of {folder} passed")
+    print(folder)
+
+
+@release_app.command("gate")
+def gate_cmd(
+    run_id: str = typer.Argument(..., help="The merged model the server at --url serves."),
+    url: str = typer.Option(..., "--url", help="The server's OpenAI base URL, ending in /v1."),
+    smoke_only: bool = typer.Option(False, "--smoke-only", help="Only `ftk smoke`, never the eval gate."),
+) -> None:
+    """Step: `ftk smoke` against the server at --url, then the eval gate against the current release when
+    RELEASE_EVAL=true: the gate of `promote`."""
+    s = get_settings()
+    folder = release.preflight(s, run_id)
+    release.gate(s, url.rstrip("/"), folder, release.read(s)["current"], smoke_only=smoke_only)
+
+
+@release_app.command("record")
+def record_cmd(
+    run_id: str = typer.Argument(..., help="The release now live."),
+    upstream: str = UPSTREAM,
+    action: str = typer.Option("promote", "--action", help="promote or rollback (how the history moves)."),
+) -> None:
+    """Step: the switch's pointer write: RUN_ID on --upstream becomes current, the old current history[0]."""
+    s = get_settings()
+    _release_mode(s)
+    _, entry = release.record(s, run_id, release.preflight(s, run_id), upstream, action)
+    info(f"release pointer: {run_id} on {entry['upstream']} ({action})")
+
+
+@release_app.command("repoint")
+def repoint_cmd(run_id: str = typer.Argument(..., help="The current release."), upstream: str = UPSTREAM) -> None:
+    """Step: the current release moved to another server; only its upstream changes (no history entry)."""
+    s = get_settings()
+    _release_mode(s)
+    entry = release.repoint(s, run_id, upstream)
+    info(f"release pointer: {run_id} now on {entry['upstream']}")
+
+
+@release_app.command("drain")
+def drain_cmd(upstream: str = UPSTREAM) -> None:
+    """Step: wait until the server has no request running or waiting (its /metrics), at most
+    RELEASE_DRAIN_TIMEOUT; exit 0 either way (a warning when it was still busy)."""
+    release.drain(get_settings(), upstream)
+
+
+@release_app.command("previous")
+def previous_cmd() -> None:
+    """Step: print the release a rollback returns to; fails when there is none."""
+    s = get_settings()
+    _release_mode(s)
+    print(release.previous(s))
+
+
+@release_app.command("current")
+def current_cmd() -> None:
+    """Step: print the current release's run id and upstream (tab-separated); nothing when none."""
+    current = release.read(get_settings())["current"]
+    if current.get("run_id"):
+        print(f"{current['run_id']}\t{current.get('upstream', '')}")
 
 
 def register(app: typer.Typer) -> None:

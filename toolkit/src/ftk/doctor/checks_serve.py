@@ -67,6 +67,7 @@ def release_pointer(s: Settings) -> Result:
     if not current.get("path"):
         return failed(
             f"SERVE_MODEL_PATH=release but {s.resolved_release_file} names no current release",
-            "promote one: ftk release promote RUN_ID (ftk release list shows the merged models)",
+            "promote one: ftk release promote RUN_ID, with compose scripts/release.sh promote RUN_ID "
+            "(ftk release list shows the merged models)",
         )
     return passed(f"release {current.get('run_id')} ({current['path']}), promoted {current.get('at', '?')}")

@@ -125,10 +125,24 @@ def _ftk(*args: str, folder: Path, timeout: float = 600) -> subprocess.Completed
     )
 
 
-def gate(s: Settings, served: Served, folder: Path, old: dict[str, Any]) -> None:
-    """`ftk smoke` (and the eval gate when RELEASE_EVAL=true) against the candidate's own server; the eval gate
-    compares it with the current release's server (both direct, with the vLLM key)."""
-    url = f"{served.url}/v1"
+def check(s: Settings, run_id: str) -> Path:
+    """What a promote checks before anything starts: not the current release, the folder's preflight."""
+    if read(s)["current"].get("run_id") == run_id:
+        raise UserError(f"{run_id} is already the current release; `ftk release list` shows the others")
+    return preflight(s, run_id)
+
+
+def previous(s: Settings) -> str:
+    """The release a rollback returns to: history[0]."""
+    history = read(s)["history"]
+    if not history or not history[0].get("run_id"):
+        raise UserError(f"no previous release in {s.resolved_release_file}; nothing to roll back to")
+    return str(history[0]["run_id"])
+
+
+def gate(s: Settings, url: str, folder: Path, old: dict[str, Any], smoke_only: bool = False) -> None:
+    """`ftk smoke` (and the eval gate when RELEASE_EVAL=true) against the candidate's own server (URL ending in
+    /v1); the eval gate compares it with the current release's server (both direct, with the vLLM key)."""
     key_file = str(s.path("vllm_api_key_file"))
     r = _ftk(
         "smoke",
@@ -145,7 +159,7 @@ def gate(s: Settings, served: Served, folder: Path, old: dict[str, Any]) -> None
     if r.returncode != 0:
         raise UserError(f"gate: ftk smoke against {url} failed:\n{(r.stdout + r.stderr)[-2000:]}")
     info(f"gate: ftk smoke passed against {url}")
-    if s.release_eval:
+    if s.release_eval and not smoke_only:
         name = s.served_model_name
         args = ["eval", "--api-key-file", key_file, "--endpoint", f"candidate={name}@{url}"]
         if old.get("upstream"):
@@ -155,6 +169,58 @@ def gate(s: Settings, served: Served, folder: Path, old: dict[str, Any]) -> None
         if r.returncode != 0:
             raise UserError(f"gate: ftk eval failed against {url}:\n{(r.stdout + r.stderr)[-2000:]}")
         info("gate: ftk eval passed")
+
+
+def _stored_path(folder: Path) -> str:
+    """The folder as the pointer keeps it: relative to the project home when inside it, so the host and the
+    containers (FTK_HOME=/app) read the same release from one pointer."""
+    home = paths.project_home()
+    return str(folder.relative_to(home)) if folder.is_relative_to(home) else str(folder)
+
+
+def next_pointer(data: dict[str, Any], entry: dict[str, Any], action: str) -> dict[str, Any]:
+    """The pointer after a switch to `entry`: the old current becomes history[0]; a rollback takes the release it
+    returns to out of the history, so a second rollback goes back to the release left."""
+    old = data["current"]
+    if action == "rollback" and data["history"]:
+        return {"current": entry, "history": [old, *data["history"][1 : HISTORY + 1]]}
+    return {"current": entry, "history": ([old] if old else []) + data["history"][:HISTORY]}
+
+
+def record(
+    s: Settings, run_id: str, folder: Path, upstream: str, action: str, pid: int = 0, log: str = ""
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Write the pointer for a switch to `run_id` on `upstream`; returns the pointer before and the new entry."""
+    if action not in ("promote", "rollback"):
+        raise UserError(f"action {action!r}: use promote or rollback")
+    data = read(s)
+    entry = {
+        "run_id": run_id,
+        "path": _stored_path(folder),
+        "upstream": upstream,
+        "pid": pid,
+        "log": log,
+        "at": now(),
+        "by": who(),
+        "action": action,
+    }
+    write(s, next_pointer(data, entry, action))
+    return data, entry
+
+
+def repoint(s: Settings, run_id: str, upstream: str) -> dict[str, Any]:
+    """The current release moved to another server (compose: from the candidate container back to `serve`): only
+    the current entry's upstream changes, the history stays."""
+    data = read(s)
+    current = data["current"]
+    if current.get("run_id") != run_id:
+        raise UserError(
+            f"the current release is {current.get('run_id') or '(none)'}, not {run_id}: "
+            "repoint moves only the current release to another server"
+        )
+    data["current"] = {**current, "upstream": upstream, "pid": 0, "log": "", "moved_at": now()}
+    write(s, data)
+    return data["current"]
 
 
 def gateway_running(s: Settings) -> bool:
@@ -200,19 +266,28 @@ def _ours(pid: int) -> bool:
     return b"vllm" in cmdline or b"serve" in cmdline
 
 
-def drain_and_stop(s: Settings, entry: dict[str, Any]) -> None:
-    """Wait until the old server has no request running or waiting (2 s in a row), then stop its process group."""
-    upstream, pid = entry.get("upstream"), int(entry.get("pid") or 0)
-    if not upstream or not pid:
-        warn("the previous release's server was not started by `ftk release`; stop it yourself once drained")
-        return
+def drain(s: Settings, upstream: str) -> bool:
+    """Wait until the server at `upstream` has no request running or waiting (2 s in a row), at most
+    RELEASE_DRAIN_TIMEOUT; False when it was still busy then."""
     client = VllmClient(f"http://{upstream}", read_key(s.path("vllm_api_key_file")), timeout=5)
     deadline, quiet = time.monotonic() + s.release_drain_timeout, 0
     while time.monotonic() < deadline and quiet < 4:
         quiet = quiet + 1 if _busy(client) <= 0 else 0
         time.sleep(0.5)
     if quiet < 4:
-        warn(f"{upstream} still had requests after RELEASE_DRAIN_TIMEOUT={s.release_drain_timeout}s; stopping it")
+        warn(f"{upstream} still had requests after RELEASE_DRAIN_TIMEOUT={s.release_drain_timeout}s")
+        return False
+    info(f"{upstream} drained: no request running or waiting")
+    return True
+
+
+def drain_and_stop(s: Settings, entry: dict[str, Any]) -> None:
+    """Wait until the old server is drained, then stop its process group."""
+    upstream, pid = entry.get("upstream"), int(entry.get("pid") or 0)
+    if not upstream or not pid:
+        warn("the previous release's server was not started by `ftk release`; stop it yourself once drained")
+        return
+    drain(s, upstream)
     stop(pid)
     info(f"stopped the previous release's server {upstream} (pid {pid})")
 
@@ -234,30 +309,17 @@ def stop(pid: int) -> None:
 
 def switch(s: Settings, run_id: str, action: str) -> dict[str, Any]:
     """The gate, then the switch; the current release keeps serving when any step before the switch fails."""
-    data = read(s)
-    old = data["current"]
+    old = read(s)["current"]
     folder = preflight(s, run_id)
     info(f"gate: preflight of {folder} passed; starting a vLLM with it")
     served = start_candidate(s, run_id, folder)
     try:
-        gate(s, served, folder, old)
+        gate(s, f"{served.url}/v1", folder, old)
     except UserError:
         served.stop()
         raise
-    entry = {
-        "run_id": run_id,
-        "path": str(folder),
-        "upstream": f"127.0.0.1:{served.port}",
-        "pid": served.proc.pid if served.proc else 0,
-        "log": str(served.log),
-        "at": now(),
-        "by": who(),
-        "action": action,
-    }
-    new = {"current": entry, "history": ([old] if old else []) + data["history"][:HISTORY]}
-    if action == "rollback" and data["history"]:  # the release rolled back to leaves the history
-        new["history"] = [old, *data["history"][1 : HISTORY + 1]]
-    write(s, new)
+    pid = served.proc.pid if served.proc else 0
+    data, entry = record(s, run_id, folder, f"127.0.0.1:{served.port}", action, pid=pid, log=str(served.log))
     try:
         reload_gateway(s)
     except UserError:
