@@ -229,16 +229,21 @@ class Runner:
             raise StepFailed(f"no {path}: training wrote no results")
         return json.loads(path.read_text())
 
-    def train_plain(self) -> dict[str, float | None]:
-        """The recipe's config rendered by ftk, trained by a plain `llamafactory-cli train` (the reference)."""
-        env = self.text_env("text-plain")
-        shutil.rmtree(self.runs / "text-plain", ignore_errors=True)
-        ftk = tool("toolkit", "ftk")
-        self.sh([ftk, "config", "render", "train", "--run-id", "text-plain", *self.train_sets()], "train", **env)
+    def train_plain(self, run_id: str, steps: int = 0) -> Path:
+        """The recipe's config rendered by ftk, trained by a plain `llamafactory-cli train` (the reference and the
+        warm-up); the run folder."""
+        env = self.text_env(run_id)
+        shutil.rmtree(self.runs / run_id, ignore_errors=True)
+        sets = self.train_sets(steps)
+        self.sh([tool("toolkit", "ftk"), "config", "render", "train", "--run-id", run_id, *sets], "train", **env)
+        log = f"train-{run_id.removeprefix('text-')}"
+        self.sh([tool("train", "llamafactory-cli"), "train", str(self.runs / run_id / "train.yaml")], log, **env)
+        return self.runs / run_id
+
+    def measured_plain(self) -> dict[str, float | None]:
         with host.GpuMemoryPeak() as peak:
-            self.sh([tool("train", "llamafactory-cli"), "train", str(self.runs / "text-plain" / "train.yaml")],
-                    "train-plain", **env)  # fmt: skip
-        return {**self.trained(self.runs / "text-plain"), "peak": peak.peak_mib}
+            run = self.train_plain("text-plain")
+        return {**self.trained(run), "peak": peak.peak_mib}
 
     def train_wrapper(self, run_id: str, **extra: str) -> dict[str, float | None]:
         """The same through scripts/train.sh (preflight, drift check, the logged subprocess, the manifest)."""
@@ -255,22 +260,17 @@ class Runner:
                 self.ensure_text_model()
                 meta = json.loads((self.text_model / "ftk-random-model.json").read_text())
                 d["detail"] = f"{self.text_model.name}: {meta['parameters'] / 1e9:.2f}B parameters, bf16"
-        lf, ftk = tool("train", "llamafactory-cli"), tool("toolkit", "ftk")
         # The first training run on a fresh host pays for the CUDA context, kernel selection and the data set's
         # cache: measured first, plain looked 1.21x slower than the same config through scripts/train.sh.
         with self.step(f"train: warm-up, plain llamafactory-cli train ({WARMUP_STEPS} steps, not measured)") as d:
             if not self.skipped(d):
-                env = self.text_env("text-warmup")
-                shutil.rmtree(self.runs / "text-warmup", ignore_errors=True)
-                sets = self.train_sets(WARMUP_STEPS)
-                self.sh([ftk, "config", "render", "train", "--run-id", "text-warmup", *sets], "train", **env)
-                self.sh([lf, "train", str(self.runs / "text-warmup" / "train.yaml")], "train-warmup", **env)
+                self.train_plain("text-warmup", WARMUP_STEPS)
         runs: dict[str, list[dict[str, float | None]]] = {"plain": [], "wrapper": []}
         for rep in range(1, self.opts.train_repeats + 1):
             of = f", run {rep} of {self.opts.train_repeats}" if self.opts.train_repeats > 1 else ""
             with self.step(f"train: plain llamafactory-cli train (bf16 LoRA, SDPA{of})") as d:
                 if not self.skipped(d):
-                    runs["plain"].append(self.train_plain())
+                    runs["plain"].append(self.measured_plain())
                     d["detail"] = f"{runs['plain'][-1].get('effective_tokens_per_sec', 0):.0f} tokens/s"
             with self.step(f"train: scripts/train.sh (bf16 LoRA, SDPA{of})") as d:
                 if not self.skipped(d):

@@ -17,11 +17,16 @@ class ReplicaError(Exception):
     """The change failed on a replica (named in the message) and was undone on the others."""
 
 
+def _url(server: str) -> str:
+    """A base URL: host:port as VLLM_UPSTREAMS lists it gets http://."""
+    return server if "://" in server else f"http://{server}"
+
+
 def expand(server: str, resolve: Callable[..., list[Any]] = socket.getaddrinfo) -> list[str]:
     """One base URL per IPv4 address a server's name resolves to: compose's `--scale serve=N` replicas all answer
     to the name `serve`, and nginx too sends to each address it resolved. An unresolvable name stays as it is
     (the client's error then names it)."""
-    url = server if "://" in server else f"http://{server}"
+    url = _url(server)
     parts = urlsplit(url)
     try:
         found = resolve(parts.hostname, parts.port or 80, socket.AF_INET, socket.SOCK_STREAM)
@@ -36,11 +41,7 @@ def expand(server: str, resolve: Callable[..., list[Any]] = socket.getaddrinfo) 
 def clients(servers: list[str], key: str, timeout: float = 120.0, each_address: bool = True) -> list[VllmClient]:
     """A client per vLLM replica (VLLM_UPSTREAMS' internal addresses, each name expanded to its addresses unless
     `each_address` is false: one server named on purpose), with the vLLM key."""
-    urls = (
-        [u for s in servers for u in expand(s)]
-        if each_address
-        else [s if "://" in s else f"http://{s}" for s in servers]
-    )
+    urls = [u for s in servers for u in expand(s)] if each_address else [_url(s) for s in servers]
     return [VllmClient(url, key, timeout=timeout) for url in urls]
 
 
