@@ -14,7 +14,9 @@
 #                   3. `ftk release gate`: ftk smoke against it (and ftk eval against the current release when
 #                      RELEASE_EVAL=true); any failure removes the candidate, the current release keeps serving
 #                   4. the switch: the pointer names the candidate (`ftk release record`), gateway-config renders
-#                      the gateway again and nginx reloads (scripts/gateway.sh --reload-rendered)
+#                      the gateway again and nginx reloads (scripts/gateway.sh --reload-rendered); if nginx does
+#                      not reload, the pointer goes back (`ftk release undo`) and the candidate goes; else the
+#                      candidate gets a restart policy (a reboot before settle brings it back)
 #                   5. the old `serve` drains (`ftk release drain`), is recreated on the new release, passes ftk
 #                      smoke; the pointer and the gateway move back to `serve`; the candidate drains and goes
 #   rollback        the same with the previous release (`ftk release previous`)
@@ -89,12 +91,25 @@ cleanup() {
 	return "$rc"
 }
 
-# wait_ready CONTAINER: /health answers inside it (the compose healthcheck's probe) while it runs, at most
-# RELEASE_READY_TIMEOUT seconds; on exit or timeout the tail of its log, status 1.
+# probe CONTAINER: run the container's own healthcheck command (compose.yaml's, kept by the container) now,
+# instead of waiting for the healthcheck's interval.
+probe() {
+	local out
+	local -a test
+	out="$(docker inspect -f '{{range .Config.Healthcheck.Test}}{{println .}}{{end}}' "$1" 2>/dev/null)" || return 1
+	mapfile -t test <<<"$out"
+	case "${test[0]:-}" in
+	CMD) docker exec "$1" "${test[@]:1}" >/dev/null 2>&1 ;;
+	CMD-SHELL) docker exec "$1" sh -c "${test[1]}" >/dev/null 2>&1 ;;
+	*) die "container $1 has no healthcheck command (compose.yaml's serve healthcheck)" ;;
+	esac
+}
+
+# wait_ready CONTAINER: its healthcheck command passes while it runs, at most RELEASE_READY_TIMEOUT seconds; on
+# exit or timeout the tail of its log, status 1.
 wait_ready() {
 	local c="$1" state deadline=$((SECONDS + RELEASE_READY_TIMEOUT))
-	local probe="import urllib.request; urllib.request.urlopen('http://127.0.0.1:$VLLM_PORT/health', timeout=4)"
-	info "waiting for $c to answer /health (at most RELEASE_READY_TIMEOUT=${RELEASE_READY_TIMEOUT}s)"
+	info "waiting for $c to pass its healthcheck (at most RELEASE_READY_TIMEOUT=${RELEASE_READY_TIMEOUT}s)"
 	while ((SECONDS < deadline)); do
 		state="$(docker inspect -f '{{.State.Status}}' "$c" 2>/dev/null)" || state=gone
 		if [[ "$state" != running && "$state" != created && "$state" != restarting ]]; then
@@ -102,7 +117,7 @@ wait_ready() {
 			log error "$c stopped ($state) before it was ready; its log's tail is above"
 			return 1
 		fi
-		if docker exec "$c" python3 -c "$probe" >/dev/null 2>&1; then
+		if probe "$c"; then
 			ok "$c is ready (${SECONDS}s)"
 			return 0
 		fi
@@ -149,6 +164,19 @@ settle() {
 	ok "[${SECONDS}s] release $run_id is served by serve behind the gateway"
 }
 
+# undo_switch RUN_ID CANDIDATE: the gateway did not reload, so nginx still runs the old configuration: the
+# pointer goes back to the release before the switch (`ftk release undo`), the gateway renders from it again (so a
+# gateway restart finds the old upstream), and the candidate goes.
+undo_switch() {
+	local run_id="$1" candidate="$2"
+	ftk_release undo "$run_id" --upstream "$candidate:$VLLM_PORT" ||
+		die "the gateway did not reload, and the pointer could not be put back (above): $candidate keeps serving $run_id; fix the gateway, then: scripts/release.sh settle"
+	compose run --rm -T gateway-config >/dev/null 2>&1 ||
+		warn "gateway-config could not render the old release again; run: docker compose run --rm gateway-config"
+	remove_candidate "$candidate"
+	die "the gateway did not reload (above); the pointer is back on the release before, which keeps serving: fix the reload (docker compose logs gateway), then promote again"
+}
+
 # promote RUN_ID ACTION: the gate in a candidate container, the switch to it, then settle.
 promote() {
 	local run_id="$1" action="$2" out folder candidate
@@ -176,7 +204,10 @@ promote() {
 			remove_candidate "$candidate"
 			die "could not write the release pointer (above); the current release keeps serving"
 		}
-	reload_gateway || die "the gateway did not reload (above): it still sends requests to serve; fix it, then: scripts/release.sh settle"
+	reload_gateway || undo_switch "$run_id" "$candidate"
+	# from here the candidate serves the release: it comes back after a reboot until settle removes it
+	docker update --restart unless-stopped "$candidate" >/dev/null ||
+		warn "could not set a restart policy on $candidate; after a reboot before settle, promote again"
 	phase "drain: the old release on serve finishes its requests"
 	ftk_release drain --upstream "serve:$VLLM_PORT"
 	settle "$run_id" "$candidate"

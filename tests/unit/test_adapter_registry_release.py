@@ -115,6 +115,23 @@ def test_repoint_changes_only_the_current_upstream(tmp_path: Path) -> None:
         release.repoint(s, "v1", "serve:8000")
 
 
+def test_undo_takes_back_only_the_record_it_names(tmp_path: Path) -> None:
+    """A promote whose gateway reload failed puts the old pointer back (the gateway still runs it)."""
+    s = release_settings(tmp_path)
+    merged = tmp_path / "models" / "merged"
+    release.record(s, "v1", merged / "v1", "serve:8000", "promote")
+    before = release.read(s)
+    release.record(s, "v2", merged / "v2", "cand-v2:8000", "promote")
+    with pytest.raises(UserError, match="names v2 on cand-v2:8000, not v2 on other:8000: nothing to undo"):
+        release.undo_record(s, "v2", "other:8000")
+    assert release.undo_record(s, "v2", "cand-v2:8000")["run_id"] == "v1"
+    assert release.read(s) == before and s.vllm_servers == ["serve:8000"]
+    # a second undo finds v1 current, not the record it names: the pointer is not rolled back twice
+    with pytest.raises(UserError, match="nothing to undo"):
+        release.undo_record(s, "v2", "cand-v2:8000")
+    assert release.read(s) == before
+
+
 def test_check_refuses_the_current_release_and_a_broken_folder_and_previous_needs_a_history(tmp_path: Path) -> None:
     s = release_settings(tmp_path)
     merged = tmp_path / "models" / "merged"

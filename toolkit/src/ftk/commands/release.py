@@ -110,6 +110,18 @@ def record_cmd(
     info(f"release pointer: {run_id} on {entry['upstream']} ({action})")
 
 
+@release_app.command("undo")
+def undo_cmd(
+    run_id: str = typer.Argument(..., help="The release `record` just made current."), upstream: str = UPSTREAM
+) -> None:
+    """Step: take back `record` when the gateway did not reload: the pointer before it (RELEASE_FILE.bak) comes
+    back, only while the pointer still names RUN_ID on --upstream."""
+    s = get_settings()
+    _release_mode(s)
+    old = release.undo_record(s, run_id, upstream)
+    info(f"release pointer back on {old.get('run_id') or '(none)'} ({old.get('upstream') or 'no upstream'})")
+
+
 @release_app.command("repoint")
 def repoint_cmd(run_id: str = typer.Argument(..., help="The current release."), upstream: str = UPSTREAM) -> None:
     """Step: the current release moved to another server; only its upstream changes (no history entry)."""

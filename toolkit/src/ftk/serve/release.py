@@ -208,6 +208,26 @@ def record(
     return data, entry
 
 
+def undo_record(s: Settings, run_id: str, upstream: str) -> dict[str, Any]:
+    """Take back the switch's pointer write when the gateway did not reload (it still runs the old
+    configuration): the version kept as RELEASE_FILE.bak comes back, but only while the pointer is still the one
+    `record` wrote (`run_id` on `upstream`), so a later write is never lost. Returns the restored current entry."""
+    current = read(s)["current"]
+    if (current.get("run_id"), current.get("upstream")) != (run_id, upstream):
+        raise UserError(
+            f"the release pointer names {current.get('run_id') or '(none)'} on {current.get('upstream') or '-'}, "
+            f"not {run_id} on {upstream}: nothing to undo (scripts/release.sh list shows it)"
+        )
+    path = s.resolved_release_file
+    backup = path.with_name(path.name + ".bak")
+    try:
+        old = json.loads(backup.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:
+        raise UserError(f"{backup} is unreadable ({err}); the pointer stays on {run_id}") from None
+    write(s, {"current": dict(old.get("current") or {}), "history": list(old.get("history") or [])})
+    return dict(old.get("current") or {})
+
+
 def repoint(s: Settings, run_id: str, upstream: str) -> dict[str, Any]:
     """The current release moved to another server (compose: from the candidate container back to `serve`): only
     the current entry's upstream changes, the history stays."""
