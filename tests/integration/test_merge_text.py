@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import time
@@ -131,10 +132,8 @@ def test_merged_folder_loads_with_transformers(merged: Path) -> None:
     assert r.stdout.split()[-2:] == ["LlamaForCausalLM", "True"]
 
 
-def test_verify_reports_a_mismatch_with_the_prompt(merged: Path, work: Path) -> None:
-    other = work / "other-adapter"
-    _train_py(MAKE_ADAPTER, str(MODEL), str(other), "2")
-    r = subprocess.run(
+def _verify(merged: Path, adapter: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
         [
             str(venv_bin("train", "ftk")),
             "merge",
@@ -143,9 +142,8 @@ def test_verify_reports_a_mismatch_with_the_prompt(merged: Path, work: Path) -> 
             "--base",
             str(MODEL),
             "--adapter",
-            str(other),
-            "--prompts",
-            "1",
+            str(adapter),
+            *args,
         ],
         capture_output=True,
         text=True,
@@ -153,10 +151,28 @@ def test_verify_reports_a_mismatch_with_the_prompt(merged: Path, work: Path) -> 
         timeout=600,
         check=False,
     )
-    assert r.returncode == 1
+
+
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_verify_reports_a_mismatch_with_the_prompt(merged: Path, work: Path, dtype: str) -> None:
+    """Another adapter than the merged one is refused in float32 (ids) and in bfloat16 (the KL rule)."""
+    other = work / "other-adapter"
+    if not other.is_dir():
+        _train_py(MAKE_ADAPTER, str(MODEL), str(other), "2")
+    r = _verify(merged, other, "--prompts", "1", "--dtype", dtype)
+    assert r.returncode == 1, r.stdout[-2000:]
     assert "mismatch on prompt 'Who are you?'" in r.stderr
     assert "does not reproduce base + adapter on 1 of 1 prompts" in r.stderr
     assert "what it is for" in r.stdout and "tokenizer class, special tokens, chat template" in r.stdout
+
+
+def test_verify_in_bfloat16_passes_the_right_merge_with_its_distance(merged: Path, work: Path) -> None:
+    """bf16 rounds the merged weights once more than base + adapter; the right merge passes, and the table shows
+    how far it is from base + adapter against how far the adapter moves the base."""
+    r = _verify(merged, work / "runs" / "m1" / "adapter", "--prompts", "2", "--dtype", "bfloat16")
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-2000:]
+    assert "KL merged" in r.stdout and "KL no adapter" in r.stdout
+    assert re.search(r"ok.*identical greedy output on (2|\d of 2) prompts", r.stdout)
 
 
 def test_adapter_from_another_base_is_refused(merged: Path, work: Path) -> None:

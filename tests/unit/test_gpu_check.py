@@ -249,6 +249,18 @@ def test_skip_leaves_out_the_named_steps_and_the_report_stays_ok(tmp_path: Path)
     assert json.loads((tmp_path / "report.json").read_text())["steps"][0]["detail"] == "skipped: --skip QLoRA"
 
 
+def test_a_skipped_step_past_the_deadline_is_skipped_not_failed(tmp_path: Path) -> None:
+    """On the H100 a call with --skip QLoRA and --deadline-s reported QLoRA as "not started: --deadline reached",
+    a failure, though it was left out on purpose; a step not asked to skip still fails past the deadline."""
+    runner = Runner(Options(work=tmp_path, report=tmp_path / "report.json", skip=("QLoRA",), deadline=1.0))
+    for name in ("train: scripts/train.sh (4-bit QLoRA, bitsandbytes)", "train: scripts/train.sh (bf16 LoRA, SDPA)"):
+        with runner.step(name) as d:
+            assert runner.skipped(d)
+    details = {s.name: (s.ok, s.detail) for s in runner.report.steps}
+    assert details["train: scripts/train.sh (4-bit QLoRA, bitsandbytes)"] == (True, "skipped: --skip QLoRA")
+    assert details["train: scripts/train.sh (bf16 LoRA, SDPA)"] == (False, "not started: --deadline reached")
+
+
 def test_repeated_train_runs_report_each_figures_median() -> None:
     """--train-repeats N: a shared GPU host varies by a fifth run to run; the table shows the median of each."""
     runs = [
