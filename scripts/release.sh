@@ -105,6 +105,13 @@ probe() {
 	esac
 }
 
+# not_ready CONTAINER WHY: the tail of the container's log, then WHY as the error; status 1.
+not_ready() {
+	docker logs --tail 40 "$1" 2>&1 | sed 's/^/  | /' >&2 || true
+	log error "$1 $2; its log's tail is above"
+	return 1
+}
+
 # wait_ready CONTAINER: its healthcheck command passes while it runs, at most RELEASE_READY_TIMEOUT seconds; on
 # exit or timeout the tail of its log, status 1.
 wait_ready() {
@@ -113,9 +120,8 @@ wait_ready() {
 	while ((SECONDS < deadline)); do
 		state="$(docker inspect -f '{{.State.Status}}' "$c" 2>/dev/null)" || state=gone
 		if [[ "$state" != running && "$state" != created && "$state" != restarting ]]; then
-			docker logs --tail 40 "$c" 2>&1 | sed 's/^/  | /' >&2 || true
-			log error "$c stopped ($state) before it was ready; its log's tail is above"
-			return 1
+			not_ready "$c" "stopped ($state) before it was ready"
+			return
 		fi
 		if probe "$c"; then
 			ok "$c is ready (${SECONDS}s)"
@@ -123,9 +129,7 @@ wait_ready() {
 		fi
 		sleep 2
 	done
-	docker logs --tail 40 "$c" 2>&1 | sed 's/^/  | /' >&2 || true
-	log error "$c did not answer /health within RELEASE_READY_TIMEOUT=${RELEASE_READY_TIMEOUT}s; its log's tail is above"
-	return 1
+	not_ready "$c" "did not pass its healthcheck within RELEASE_READY_TIMEOUT=${RELEASE_READY_TIMEOUT}s"
 }
 
 # reload_gateway: render the gateway from the pointer (gateway-config) and reload nginx, waiting until its

@@ -71,9 +71,17 @@ def open_atomic(path: Path, *, mode: int | None = None, backup: str = "", fsync:
         yield f
 
 
+KEPT = ".bak"  # suffix of the previous version write_atomic(keep_old=True) keeps
+
+
+def kept_old(path: Path) -> Path:
+    """Where write_atomic(keep_old=True) keeps the previous version of `path`."""
+    return path.with_name(path.name + KEPT)
+
+
 def write_atomic(path: Path, text: str, mode: int | None = None, keep_old: bool = False) -> None:
-    """Write `text` to `path` at once; `keep_old` keeps the previous version as `<name>.bak`."""
-    with open_atomic(path, mode=mode, backup=".bak" if keep_old else "") as f:
+    """Write `text` to `path` at once; `keep_old` keeps the previous version as kept_old(path) (`<name>.bak`)."""
+    with open_atomic(path, mode=mode, backup=KEPT if keep_old else "") as f:
         f.write(text)
 
 

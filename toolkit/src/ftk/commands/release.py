@@ -3,7 +3,7 @@
 SERVE_MODEL_PATH=release makes the serve stage run the release RELEASE_FILE points at, and the gateway send its
 requests to the server `ftk release promote` started for it.
 
-The steps `check`, `gate`, `record`, `repoint`, `drain`, `previous` and `current` are the checks and pointer
+The steps `check`, `gate`, `record`, `undo`, `repoint`, `drain`, `previous` and `current` are the checks and pointer
 writes of a promote on their own: scripts/release.sh runs them in the toolkit container (compose), where the
 servers are containers the host's docker starts, not processes of ftk.
 """

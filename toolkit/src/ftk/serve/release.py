@@ -20,7 +20,7 @@ from typing import Any
 
 from ftk import paths
 from ftk.console import UserError, info, warn
-from ftk.files import write_atomic
+from ftk.files import kept_old, write_atomic
 from ftk.serve.client import VllmClient, read_key
 from ftk.serve.preflight import check_model_folder
 from ftk.serve.registry import now, who
@@ -30,15 +30,20 @@ from ftk.settings import Settings
 HISTORY = 20  # entries kept after the current one
 
 
+def _load(path: Path) -> dict[str, Any]:
+    """A pointer file as {"current": {...}, "history": [...]}; OSError, ValueError or AttributeError if damaged."""
+    data = json.loads(path.read_text(encoding="utf-8"))
+    return {"current": dict(data.get("current") or {}), "history": list(data.get("history") or [])}
+
+
 def read(s: Settings) -> dict[str, Any]:
     path = s.resolved_release_file
     if not path.is_file():
         return {"current": {}, "history": []}
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-        return {"current": dict(data.get("current") or {}), "history": list(data.get("history") or [])}
+        return _load(path)
     except (OSError, ValueError, AttributeError) as err:
-        raise UserError(f"RELEASE_FILE={path} is unreadable ({err}); restore {path}.bak") from None
+        raise UserError(f"RELEASE_FILE={path} is unreadable ({err}); restore {kept_old(path)}") from None
 
 
 def write(s: Settings, data: dict[str, Any]) -> None:
@@ -218,14 +223,13 @@ def undo_record(s: Settings, run_id: str, upstream: str) -> dict[str, Any]:
             f"the release pointer names {current.get('run_id') or '(none)'} on {current.get('upstream') or '-'}, "
             f"not {run_id} on {upstream}: nothing to undo (scripts/release.sh list shows it)"
         )
-    path = s.resolved_release_file
-    backup = path.with_name(path.name + ".bak")
+    backup = kept_old(s.resolved_release_file)
     try:
-        old = json.loads(backup.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as err:
+        old = _load(backup)
+    except (OSError, ValueError, AttributeError) as err:
         raise UserError(f"{backup} is unreadable ({err}); the pointer stays on {run_id}") from None
-    write(s, {"current": dict(old.get("current") or {}), "history": list(old.get("history") or [])})
-    return dict(old.get("current") or {})
+    write(s, old)
+    return old["current"]
 
 
 def repoint(s: Settings, run_id: str, upstream: str) -> dict[str, Any]:
